@@ -1,0 +1,2 @@
+"""pakus: grounded question answering over local documents."""
+__version__ = "0.1.0"

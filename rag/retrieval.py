@@ -1,0 +1,128 @@
+"""Retrieval: question -> ranked `Hit`s, fusing dense (meaning) and BM25 (exact words) rankings.
+
+Dense search finds paraphrases ("which fund paid back Pakistan's army"); BM25 finds rare exact
+tokens that a small embedder blurs (abbreviations like CSF, IMET, SOFA, numbers). Reciprocal rank
+fusion combines the two rankings without having to calibrate their very different score scales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .embedding import Embedder
+from .errors import InvalidInputError
+from .index import Index, embedding_text
+from .lexical import tokenize
+from .schema import Hit
+
+MAX_QUESTION_CHARS = 2000
+# Front matter (author lists) and bibliographies stay findable but rank below content that matches
+# as well: a fused score is multiplied by this weight.
+KIND_WEIGHTS = {"content": 1.0, "front_matter": 0.7, "references": 0.4}
+NEAR_DUPLICATE = 0.8  # share of a passage's words already shown by a better hit
+# A question that names a document ("according to the op-ed", "in the review paper") prefers
+# that document's passages: their fused score is multiplied by this.
+NAMED_DOCUMENT_BOOST = 1.3
+_METADATA_FIELDS = ("title", "kind", "publisher")
+
+
+def distinctive_metadata_words(document_metadata: dict[str, dict]) -> dict[str, set[str]]:
+    """Per document, the words of its title, kind and publisher that no other document shares."""
+    words = {
+        source: set(tokenize(" ".join(str(meta.get(f, "")) for f in _METADATA_FIELDS)))
+        for source, meta in document_metadata.items()
+    }
+    return {source: own - set().union(*(w for s, w in words.items() if s != source)) for source, own in words.items()}
+
+
+def validate_question(question: str) -> str:
+    """The question, trimmed; a clear error for input no search could use."""
+    if not isinstance(question, str) or not question.strip():
+        raise InvalidInputError("the question is empty; type a question, e.g. pakus ask \"What is CSF?\"")
+    question = " ".join(question.split())
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question.")
+    return question
+
+
+def validate_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > 50:
+        raise InvalidInputError(f"k must be a whole number from 1 to 50, got {k!r}")
+    return k
+
+
+class Retriever:
+    def __init__(self, index: Index, embedder: Embedder, *, candidates: int = 20, rrf_k: int = 60):
+        self.index = index
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self._words = [set(tokenize(embedding_text(c))) for c in index.chunks]
+        self._words_by_id = {c.chunk_id: w for c, w in zip(index.chunks, self._words)}
+        self._document_words = distinctive_metadata_words(index.manifest.get("document_metadata", {}))
+
+    def named_documents(self, question: str) -> set[str]:
+        """Sources whose distinctive metadata words appear in the question."""
+        words = set(tokenize(question))
+        return {source for source, own in self._document_words.items() if words & own}
+
+    def dense_ranking(self, question: str) -> list[tuple[int, float]]:
+        vector = self.embedder.embed([question])
+        scores, ids = self.index.dense.search(vector, min(self.candidates, self.index.dense.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def lexical_ranking(self, question: str) -> list[tuple[int, float]]:
+        vocabulary = self.index.lexical.vocab_dict
+        tokens = [t for t in tokenize(question) if t in vocabulary]
+        if not tokens:
+            return []
+        scores = np.asarray(self.index.lexical.get_scores(tokens))
+        order = np.argsort(-scores, kind="stable")[: self.candidates]
+        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
+
+    def _words_of(self, hit: Hit) -> set[str]:
+        return self._words_by_id[hit.chunk_id]
+
+    def search(self, question: str, k: int = 5) -> list[Hit]:
+        question = validate_question(question)
+        k = validate_k(k)
+        dense = self.dense_ranking(question)
+        lexical = self.lexical_ranking(question)
+        return self.fuse(dense, lexical, k, self.named_documents(question))
+
+    def fuse(self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]], k: int,
+             named_documents: set[str] = frozenset()) -> list[Hit]:
+        fused: dict[int, float] = {}
+        details: dict[int, dict] = {}
+        for name, ranking in (("dense", dense), ("lexical", lexical)):
+            for rank, (chunk_index, score) in enumerate(ranking, start=1):
+                fused[chunk_index] = fused.get(chunk_index, 0.0) + 1.0 / (self.rrf_k + rank)
+                details.setdefault(chunk_index, {})[name] = (rank, score)
+        for chunk_index in fused:
+            chunk = self.index.chunks[chunk_index]
+            fused[chunk_index] *= KIND_WEIGHTS.get(chunk.kind, 1.0)
+            if chunk.source in named_documents:
+                fused[chunk_index] *= NAMED_DOCUMENT_BOOST
+        ordered = sorted(fused, key=lambda i: (-fused[i], i))
+
+        hits: list[Hit] = []
+        for chunk_index in ordered:
+            words = self._words[chunk_index]
+            if words and any(len(words & self._words_of(h)) / len(words) >= NEAR_DUPLICATE for h in hits):
+                continue  # says nothing a better hit has not already said
+            dense_rank, dense_score = details[chunk_index].get("dense", (None, None))
+            lexical_rank, lexical_score = details[chunk_index].get("lexical", (None, None))
+            hits.append(Hit(
+                rank=len(hits) + 1,
+                chunk=self.index.chunks[chunk_index],
+                score=fused[chunk_index],
+                dense_score=dense_score,
+                lexical_score=lexical_score,
+                dense_rank=dense_rank,
+                lexical_rank=lexical_rank,
+            ))
+            if len(hits) == k:
+                break
+        return hits

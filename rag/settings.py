@@ -1,0 +1,104 @@
+"""One settings object for the whole library, overridable by `PAKUS_*` environment variables.
+
+The CLI and the UI build a `Settings` from the environment and then apply their own options with
+`dataclasses.replace`. Invalid values raise `ConfigError` naming the valid ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+BACKENDS = ("llama-cpp", "transformers")
+
+# Set before any model library is imported: nothing may reach a model hub at run time.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def set_offline() -> None:
+    for key, value in OFFLINE_ENV.items():
+        os.environ[key] = value
+
+
+def _default_project_root() -> Path:
+    """The folder holding seeds/ and index/: PAKUS_HOME, else the checkout this package lives in."""
+    package_parent = Path(__file__).resolve().parent.parent
+    if (package_parent / "seeds").is_dir():
+        return package_parent
+    return Path.cwd()
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pakus"
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_root: Path = field(default_factory=_default_project_root)
+    seeds_dir: Path | None = None  # default: project_root / "seeds"
+    index_dir: Path | None = None  # default: project_root / "index"
+    cache_dir: Path = field(default_factory=_default_cache_dir)  # assembled model files live here
+
+    # chunking (sizes in embedder word pieces)
+    chunk_max_tokens: int = 64
+    chunk_overlap_sentences: int = 1
+
+    # retrieval
+    k: int = 3  # passages given to the model
+    candidates: int = 20  # depth of each ranking before fusion
+    rrf_k: int = 60
+
+    # generation
+    backend: str = "llama-cpp"
+    model_path: Path | None = None  # another local GGUF file or transformers folder
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)
+    max_new_tokens: int = 160
+    context_tokens: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
+        for name in ("k", "candidates", "chunk_max_tokens", "max_new_tokens", "threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+        if self.k > 20:
+            raise ConfigError(f"k must be between 1 and 20, got {self.k}")
+
+    @property
+    def seeds(self) -> Path:
+        return self.seeds_dir or self.project_root / "seeds"
+
+    @property
+    def index(self) -> Path:
+        return self.index_dir or self.project_root / "index"
+
+    def with_overrides(self, **changes) -> Settings:
+        """A copy with the given fields changed; None values are ignored (unset CLI options)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Settings from `PAKUS_<FIELD>` variables, e.g. PAKUS_BACKEND=transformers, PAKUS_K=4."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f"PAKUS_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            if f.name in ("project_root", "seeds_dir", "index_dir", "cache_dir", "model_path"):
+                values[f.name] = Path(raw).expanduser()
+            elif f.name == "backend":
+                values[f.name] = raw.strip()
+            else:
+                try:
+                    values[f.name] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"PAKUS_{f.name.upper()} must be a whole number, got {raw!r}") from None
+        if "project_root" not in values and environ.get("PAKUS_HOME"):
+            values["project_root"] = Path(environ["PAKUS_HOME"]).expanduser()
+        return cls(**values)
