@@ -58,7 +58,9 @@ class SentenceTransformerEmbedder:
     def _model(self):
         set_offline()
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
         model = SentenceTransformer(str(self.model_path), device="cpu")
         model.max_seq_length = MAX_TOKENS
         return model

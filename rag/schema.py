@@ -149,6 +149,7 @@ class Answer:
     unsupported_sentences: list[str] = field(default_factory=list)  # removed or flagged by the check
     decline_reason: str | None = None  # "no_evidence" or "model_declined", when answered is False
     prompt: str | None = None  # the prompt the model saw (for --explain)
+    raw_answer: str | None = None  # the model's text before the citation check
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,4 +162,5 @@ class Answer:
             "unsupported_sentences": list(self.unsupported_sentences),
             "hits": [h.to_dict() for h in self.hits],
             "timings": dict(self.timings),
+            "raw_answer": self.raw_answer,
         }

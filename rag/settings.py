@@ -15,7 +15,15 @@ from .errors import ConfigError
 BACKENDS = ("llama-cpp", "transformers")
 
 # Set before any model library is imported: nothing may reach a model hub at run time.
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    # Model loading progress bars and advisories would clutter the CLI's stderr.
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def set_offline() -> None:

@@ -1,0 +1,219 @@
+"""The bot: the only module that knows the order of the stages.
+
+question (+ history) -> stand-alone question -> retrieval -> enough evidence? (else decline without
+calling the model) -> numbered passages -> prompt -> streamed tokens -> citations parsed and
+checked -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from functools import cached_property
+
+from .citations import check_answer, model_declined
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import PakusError
+from .generation import Generator, load_generator
+from .index import load_index
+from .lexical import tokenize
+from .loading import load_folder
+from .passages import select_passages
+from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
+from .retrieval import Retriever, validate_k, validate_question
+from .schema import Answer, Document, Hit
+from .settings import Settings
+
+# Evidence needed before the model is asked at all. Calibrated on tests/data/seeds_qa.jsonl with
+# 64-token chunks (see README, "Abstention"): the weakest answerable question's best passage had
+# cosine 0.385 with BM25 8.9 (d14), or cosine 0.54 with BM25 1.7 (d01 "What is CSF?"); the
+# off-topic "recipe for chicken biryani" reached cosine 0.18 and no BM25 match. A question is
+# declined outright only when both signals are below these floors, well clear of every answerable one.
+MIN_DENSE_SCORE = 0.30
+MIN_LEXICAL_SCORE = 1.0
+
+# Words that make a follow-up depend on the conversation ("How much did it account for?").
+_NEEDS_CONTEXT = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|the same|such|former|latter)\b"
+    r"|^(and|but|also|so|what about|how about|then)\b",
+    re.I,
+)
+_ANSWER_TOKENS = 120  # one or two sentences with markers; a cap keeps a rambling model fast
+
+
+def has_evidence(hits: list[Hit]) -> bool:
+    best_dense = max((h.dense_score or 0.0 for h in hits), default=0.0)
+    best_lexical = max((h.lexical_score or 0.0 for h in hits), default=0.0)
+    return best_dense >= MIN_DENSE_SCORE or best_lexical >= MIN_LEXICAL_SCORE
+
+
+def needs_context(question: str) -> bool:
+    return bool(_NEEDS_CONTEXT.search(question)) or len(tokenize(question)) < 2
+
+
+class Bot:
+    """Loads the index, the embedder and the model on first use, once, and answers questions."""
+
+    def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None, generator: Generator | None = None):
+        self.settings = settings or Settings.from_env()
+        self._embedder = embedder
+        self._generator = generator
+        self._model_lock = threading.Lock()  # one generation at a time: the model has one KV cache
+
+    # --- lazily loaded parts ---------------------------------------------------------------
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or SentenceTransformerEmbedder()
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        index = load_index(self.settings, self.embedder)
+        return Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+
+    @cached_property
+    def documents(self) -> dict[str, Document]:
+        """The cleaned documents, to map a quoted sentence back to its span in the source file."""
+        try:
+            return {d.source: d for d in load_folder(self.settings.seeds, self.settings.project_root)}
+        except PakusError:
+            return {}  # citations then point at whole passages, which the index still knows
+
+    @property
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = load_generator(self.settings)
+        return self._generator
+
+    def warm_up(self) -> None:
+        """Load everything and evaluate the fixed prompt prefix, so the first answer is fast."""
+        self.retriever.search("warm up", 1)
+        generator = self.generator
+        if hasattr(generator, "warm_up"):
+            with self._model_lock:
+                generator.warm_up(answer_messages("", []))
+
+    # --- the stages --------------------------------------------------------------------------
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        query, k = validate_question(query), validate_k(k if k is not None else 5)  # before loading anything
+        return self.retriever.search(query, k)
+
+    def rewrite(self, question: str, history: list[tuple[str, Answer]] | None) -> str | None:
+        """The stand-alone form of a follow-up question, or None when it needs no rewriting."""
+        question = validate_question(question)
+        if not history or not needs_context(question):
+            return None
+        previous_question, previous_answer = history[-1]
+        previous_question = previous_answer.rewritten_question or previous_question
+        previous_text = previous_answer.answer if previous_answer.answered else ""
+        with self._model_lock:
+            text = "".join(self.generator.stream(rewrite_messages(question, previous_question, previous_text), max_tokens=60, stop=["\n"]))
+        rewritten = text.strip().strip('"').strip()
+        # A small model sometimes answers instead of rewriting: keep only a plausible question.
+        if not rewritten or len(rewritten) > 300 or NOT_FOUND in rewritten or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))):
+            rewritten = f"{previous_question} {question}"
+        return rewritten
+
+    def ask(self, question: str, *, history: list[tuple[str, Answer]] | None = None, k: int | None = None) -> Answer:
+        answer = None
+        for item in self.ask_stream(question, history=history, k=k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None  # ask_stream always ends with an Answer
+        return answer
+
+    def ask_stream(self, question: str, *, history: list[tuple[str, Answer]] | None = None, k: int | None = None,
+                   rewritten: str | None = None) -> Iterator[str | Answer]:
+        """Yield the answer text as it is generated, then the final, checked `Answer`.
+
+        `rewritten` skips the follow-up rewriting when the caller already did it (to show it first).
+        """
+        question = validate_question(question)
+        k = validate_k(k if k is not None else self.settings.k)
+        started = time.perf_counter()
+        if rewritten is None:
+            rewritten = self.rewrite(question, history)
+        standalone = rewritten or question
+
+        # Twice as many candidates as passages: neighbours merge, so k passages need more hits.
+        hits = self.retriever.search(standalone, min(2 * k, 50))
+        timings: dict = {"rewrite": round(time.perf_counter() - started, 3)} if rewritten else {}
+        retrieval_done = time.perf_counter()
+        timings["retrieval"] = round(retrieval_done - started, 3)
+
+        if not has_evidence(hits):
+            yield REFUSAL
+            timings.update(first_token=None, total=round(time.perf_counter() - started, 3), backend=None, model=None)
+            yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten, decline_reason="no_evidence")
+            return
+
+        hits = select_passages(hits, self.documents, k)
+        messages = answer_messages(standalone, hits)
+        generator = self.generator
+        pieces: list[str] = []
+        first_token = None
+        held = ""  # text that may still turn out to be NOT_IN_PASSAGES, which is not shown
+        with self._model_lock:
+            for piece in generator.stream(messages, max_tokens=_ANSWER_TOKENS):
+                if first_token is None:
+                    first_token = time.perf_counter()
+                pieces.append(piece)
+                held += piece
+                if NOT_FOUND.startswith(held.strip()) or model_declined(held):
+                    continue
+                yield held
+                held = ""
+        text = "".join(pieces)
+        finished = time.perf_counter()
+        timings.update(
+            first_token=round((first_token or finished) - started, 3),
+            total=round(finished - started, 3),
+            backend=generator.backend,
+            model=generator.model_name,
+            prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
+            completion_tokens=generator.count_tokens(text) if text else 0,
+        )
+
+        checked = check_answer(text, hits, standalone, self.documents)
+        if checked.declined:
+            reason = "model_declined" if not checked.sentences else "unsupported"
+            yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten,
+                         unsupported_sentences=checked.unsupported, decline_reason=reason, prompt=_render(messages), raw_answer=text)
+            return
+        yield Answer(question, checked.text, True, citations=checked.citations, hits=hits, timings=timings,
+                     rewritten_question=rewritten, unsupported_sentences=checked.unsupported, prompt=_render(messages), raw_answer=text)
+
+
+def _render(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+class Chat:
+    """A conversation: keeps history so follow-up questions are understood."""
+
+    def __init__(self, bot: Bot | None = None):
+        self.bot = bot or Bot()
+        self.history: list[tuple[str, Answer]] = []
+
+    def rewrite(self, question: str) -> str | None:
+        return self.bot.rewrite(question, self.history)
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        answer = None
+        for item in self.ask_stream(question, k=k):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    def ask_stream(self, question: str, k: int | None = None, *, rewritten: str | None = None) -> Iterator[str | Answer]:
+        for item in self.bot.ask_stream(question, history=self.history, k=k, rewritten=rewritten):
+            if isinstance(item, Answer):
+                self.history.append((question, item))
+            yield item
+
+    def clear(self) -> None:
+        self.history.clear()

@@ -1,0 +1,176 @@
+"""Citations: generated text + the passages the model saw -> checked sentences and `Citation`s.
+
+The model is asked to cite, but a small model cites loosely and sometimes adds what no passage says,
+so the answer is checked in code, sentence by sentence:
+- `[n]` markers that name no passage are dropped; a sentence with no marker is attributed to the
+  passage that supports it best, if any does;
+- a sentence is supported only if every number and name in it appears in the passages it cites and
+  most of its content words do too (words of the question count, since restating it adds no claim);
+- unsupported sentences are removed from the answer and reported, never shown as if backed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+
+from .chunking import split_sentences
+from .lexical import STOP_WORDS, tokenize
+from .prompts import NOT_FOUND
+from .schema import Citation, Document, Hit
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
+_DECLINE = re.compile(
+    r"(passages?|documents?|text|context|sources?)\s+(do|does|did)\s+not\s+(contain|mention|say|provide|specify|state|include|answer)"
+    r"|\bno (information|mention)\b|\bnot (mentioned|stated|specified|provided)\b|\bcannot (be )?(determine|answer|find)",
+    re.I,
+)
+
+
+@dataclass
+class CheckedSentence:
+    text: str  # without markers
+    cited: list[int]  # passage numbers, 1-based
+    supported: bool
+    score: float
+    missing: list[str] = field(default_factory=list)  # numbers/names no cited passage contains
+
+
+@dataclass
+class CheckedAnswer:
+    text: str  # the answer to show: supported sentences with their markers
+    sentences: list[CheckedSentence]
+    citations: list[Citation]
+    unsupported: list[str]
+    declined: bool
+
+
+def model_declined(text: str) -> bool:
+    return NOT_FOUND.lower() in text.lower() or NOT_FOUND.replace("_", " ").lower() in text.lower()
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+def _names(text: str) -> set[str]:
+    names = set()
+    for match in _NAME.finditer(text):
+        word = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s").lower()
+        if word not in STOP_WORDS and not word.isdigit():
+            names.add(word)
+    return names
+
+
+def _support(sentence: str, passages: list[str], question: str) -> tuple[float, list[str]]:
+    """Score in 0..1 of how much of `sentence` the passages state, and the facts they lack."""
+    evidence = " ".join(passages)
+    evidence_words = set(tokenize(evidence))
+    evidence_lower = evidence.lower()
+    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(evidence))
+    missing += sorted(n for n in _names(sentence) if n not in evidence_lower and n not in question.lower())
+    words = set(tokenize(sentence)) - set(tokenize(question))
+    if not words:  # the sentence only restates the question
+        return (0.0 if missing else 1.0), missing
+    covered = len(words & evidence_words) / len(words)
+    return covered, missing
+
+
+def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
+    """Sentences of the answer with the valid passage numbers each one cites."""
+    result = []
+    for start, end in split_sentences(text.strip()):
+        raw = text.strip()[start:end]
+        cited: list[int] = []
+        for match in _MARKER.finditer(raw):
+            for number in re.split(r"\s*[,;]\s*", match.group(1)):
+                n = int(number)
+                if 1 <= n <= passage_count and n not in cited:
+                    cited.append(n)
+        sentence = _MARKER.sub("", raw).strip()
+        if re.fullmatch(r"[\W_]*", sentence):
+            # A sentence of markers only ("[1]."): they belong to the sentence before it.
+            if result:
+                result[-1][1].extend(n for n in cited if n not in result[-1][1])
+            continue
+        result.append((sentence, cited))
+    return result
+
+
+def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
+    """Span within `passage` of its sentence that shares most words with `sentence`."""
+    target = set(tokenize(sentence))
+    spans = split_sentences(passage) or [(0, len(passage))]
+    return max(spans, key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
+
+
+def _source_span(hit: Hit, start: int, end: int, documents: dict[str, Document]) -> tuple[int, int]:
+    """Map a span of a chunk's text to the span of the source file."""
+    document = documents.get(hit.source)
+    if document is None:
+        return hit.start, hit.end
+    clean_start = bisect.bisect_left(document.offsets, hit.start)
+    if document.text[clean_start:clean_start + len(hit.text)] != hit.text:
+        return hit.start, hit.end  # the document changed since indexing; fall back to the chunk
+    return document.original_span(clean_start + start, clean_start + end)
+
+
+def _with_markers(sentence: CheckedSentence) -> str:
+    """'The fund paid [1][2].': markers go before the closing punctuation."""
+    text = sentence.text.rstrip()
+    end = text[-1] if text[-1:] in ".!?" else "."
+    body = text[:-1].rstrip() if text[-1:] in ".!?" else text
+    return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
+
+
+def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str, Document]) -> CheckedAnswer:
+    """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from 1)."""
+    if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)):
+        return CheckedAnswer("", [], [], [], declined=True)
+    passages = [h.text for h in hits]
+    checked: list[CheckedSentence] = []
+    for sentence, cited in _parse(text, len(hits)):
+        if not cited:
+            # Attribute an unmarked sentence to the single passage that supports it best.
+            scored = [(_support(sentence, [p], question), n) for n, p in enumerate(passages, start=1)]
+            (score, missing), n = max(scored, key=lambda item: (item[0][0] - len(item[0][1]), -item[1]))
+            cited = [n] if score >= MIN_WORD_SUPPORT and not missing else []
+        score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])
+        supported = bool(cited) and score >= MIN_WORD_SUPPORT and not missing
+        checked.append(CheckedSentence(sentence, cited, supported, score, missing))
+
+    shown = [s for s in checked if s.supported]
+    answer_text = " ".join(_with_markers(s) for s in shown)
+
+    citations: list[Citation] = []
+    for n in sorted({n for s in shown for n in s.cited}):
+        hit = hits[n - 1]
+        citing = [s for s in shown if n in s.cited]
+        pair_scores = [_support(s.text, [hit.text], question) for s in citing]
+        best = max(range(len(citing)), key=lambda i: pair_scores[i][0])
+        quote_start, quote_end = _best_sentence(hit.text, citing[best].text)
+        start, end = _source_span(hit, quote_start, quote_end, documents)
+        citations.append(Citation(
+            n=n,
+            source=hit.source,
+            title=hit.title,
+            section=hit.section,
+            start=start,
+            end=end,
+            quote=hit.text[quote_start:quote_end],
+            supported=any(score >= MIN_WORD_SUPPORT and not missing for score, missing in pair_scores),
+            score=round(max(score for score, _ in pair_scores), 3),
+            chunk_id=hit.chunk_id,
+            passage=hit.text,
+        ))
+    return CheckedAnswer(
+        text=answer_text,
+        sentences=checked,
+        citations=citations,
+        unsupported=[s.text for s in checked if not s.supported],
+        declined=not shown,
+    )

@@ -1,0 +1,139 @@
+"""Terminal rendering for the CLI: hits, streamed answers with their sources, and the chat loop."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterable
+
+import click
+
+from .errors import PakusError
+from .prompts import REFUSAL
+from .schema import Answer, Hit
+
+_WIDTH = 100
+
+
+def _wrap(text: str, indent: str = "      ") -> str:
+    return textwrap.fill(" ".join(text.split()), width=_WIDTH, initial_indent=indent, subsequent_indent=indent)
+
+
+def _score(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_hits(hits: list[Hit], limit_chars: int | None = None) -> None:
+    for hit in hits:
+        header = f"[{hit.rank}] {hit.title}"
+        if hit.section:
+            header += f" — {hit.section}"
+        click.echo(click.style(header, bold=True))
+        click.echo(f"      {hit.source}:{hit.start}-{hit.end}   score {hit.score:.4f} (dense {_score(hit.dense_score)}, bm25 {_score(hit.lexical_score, 2)})")
+        text = hit.text if limit_chars is None or len(hit.text) <= limit_chars else hit.text[:limit_chars].rstrip() + " ..."
+        click.echo(_wrap(text))
+        click.echo()
+
+
+def print_sources(answer: Answer) -> None:
+    if answer.unsupported_sentences:
+        click.echo(click.style("Removed, not supported by the passages:", fg="yellow"))
+        for sentence in answer.unsupported_sentences:
+            click.echo(_wrap(f"✗ {sentence}", "  "))
+        click.echo()
+    if not answer.answered:
+        if answer.hits:
+            click.echo("Closest passages, to look for yourself:")
+            click.echo()
+            print_hits(answer.hits[:3], limit_chars=300)
+        return
+    click.echo("Sources:")
+    for citation in answer.citations:
+        mark = click.style("✓ verified", fg="green") if citation.supported else click.style("? not verified", fg="yellow")
+        section = f" — {citation.section}" if citation.section else ""
+        click.echo(f"  [{citation.n}] {citation.title}{section}   {mark}")
+        click.echo(f"      {citation.source}:{citation.start}-{citation.end}")
+        click.echo(_wrap(f"“{citation.quote}”"))
+
+
+def print_explain(answer: Answer) -> None:
+    click.echo()
+    click.echo(click.style("Retrieval", bold=True))
+    click.echo(f"  {'#':>2}  {'fused':>7}  {'dense':>6} {'(rank)':>6}  {'bm25':>6} {'(rank)':>6}  {'kind':<12} source / section")
+    for hit in answer.hits:
+        click.echo(f"  {hit.rank:>2}  {hit.score:7.4f}  {_score(hit.dense_score):>6} {('(' + str(hit.dense_rank) + ')') if hit.dense_rank else '':>6}"
+                   f"  {_score(hit.lexical_score, 2):>6} {('(' + str(hit.lexical_rank) + ')') if hit.lexical_rank else '':>6}"
+                   f"  {hit.chunk.kind:<12} {hit.source} / {hit.section}")
+    if answer.prompt:
+        click.echo()
+        click.echo(click.style("Prompt", bold=True))
+        click.echo(textwrap.indent(answer.prompt, "  "))
+    if answer.raw_answer is not None:
+        click.echo()
+        click.echo(click.style("Model output (before the citation check)", bold=True))
+        click.echo(textwrap.indent(answer.raw_answer, "  "))
+    click.echo()
+    click.echo(click.style("Timings", bold=True))
+    for key, value in answer.timings.items():
+        click.echo(f"  {key:<18} {value}")
+    if answer.decline_reason:
+        click.echo(f"  {'declined':<18} {answer.decline_reason}")
+
+
+def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> Answer:
+    """Print text pieces as they arrive, then the checked answer's sources."""
+    streamed = ""
+    answer = None
+    for item in items:
+        if isinstance(item, Answer):
+            answer = item
+            break
+        streamed += item
+        click.echo(item, nl=False)
+        sys.stdout.flush()
+    assert answer is not None
+    if streamed and not streamed.endswith("\n"):
+        click.echo()
+    if not answer.answered and REFUSAL not in streamed:
+        click.echo(REFUSAL)
+    elif answer.answered and answer.unsupported_sentences:
+        # The check removed something: show what stands.
+        click.echo(click.style("Checked answer: ", bold=True) + answer.answer)
+    click.echo()
+    print_sources(answer)
+    if explain:
+        print_explain(answer)
+    return answer
+
+
+def run_chat(chat) -> None:
+    """Read questions until EOF or /quit; Ctrl-C stops the current answer, twice leaves."""
+    click.echo("pakus chat: ask about the documents. /clear starts over, /quit (or Ctrl-D) leaves.", err=True)
+    while True:
+        try:
+            question = input("\nyou> ")
+        except EOFError:
+            click.echo()
+            return
+        except KeyboardInterrupt:
+            click.echo()
+            return
+        command = question.strip().lower()
+        if command in ("/quit", "/exit"):
+            return
+        if command == "/clear":
+            chat.clear()
+            click.echo("(conversation cleared)")
+            continue
+        if not command:
+            continue
+        try:
+            rewritten = chat.rewrite(question)
+            if rewritten:
+                click.echo(click.style(f"(searching for: {rewritten})", dim=True))
+            click.echo("pakus> ", nl=False)
+            stream_answer(chat.ask_stream(question, rewritten=rewritten))
+        except PakusError as exc:
+            click.echo(f"pakus: error: {exc}", err=True)
+        except KeyboardInterrupt:
+            click.echo("\n(answer stopped)")
