@@ -61,17 +61,22 @@ class Bot:
         self._embedder = embedder
         self._generator = generator
         self._model_lock = threading.Lock()  # one generation at a time: the model has one KV cache
+        self._load_lock = threading.RLock()  # two threads asking first at once must not load twice
 
     # --- lazily loaded parts ---------------------------------------------------------------
 
     @cached_property
     def embedder(self) -> Embedder:
-        return self._embedder or SentenceTransformerEmbedder()
+        with self._load_lock:
+            return self._embedder or SentenceTransformerEmbedder()
 
     @cached_property
     def retriever(self) -> Retriever:
-        index = load_index(self.settings, self.embedder)
-        return Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+        with self._load_lock:
+            if "retriever" in self.__dict__:  # another thread finished it while we waited
+                return self.__dict__["retriever"]
+            index = load_index(self.settings, self.embedder)
+            return Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
 
     @cached_property
     def documents(self) -> dict[str, Document]:
@@ -83,9 +88,10 @@ class Bot:
 
     @property
     def generator(self) -> Generator:
-        if self._generator is None:
-            self._generator = load_generator(self.settings)
-        return self._generator
+        with self._load_lock:
+            if self._generator is None:
+                self._generator = load_generator(self.settings)
+            return self._generator
 
     def warm_up(self) -> None:
         """Load everything and evaluate the fixed prompt prefix, so the first answer is fast."""

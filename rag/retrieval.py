@@ -40,7 +40,7 @@ def distinctive_metadata_words(document_metadata: dict[str, dict]) -> dict[str, 
 def validate_question(question: str) -> str:
     """The question, trimmed; a clear error for input no search could use."""
     if not isinstance(question, str) or not question.strip():
-        raise InvalidInputError("the question is empty; type a question, e.g. pakus ask \"What is CSF?\"")
+        raise InvalidInputError('the question is empty; type a question, e.g. "What is CSF?"')
     question = " ".join(question.split())
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidInputError(f"the question is {len(question):,} characters long; the limit is {MAX_QUESTION_CHARS:,}. Ask a shorter question.")

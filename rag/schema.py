@@ -147,7 +147,10 @@ class Answer:
     timings: dict[str, Any] = field(default_factory=dict)
     rewritten_question: str | None = None  # the stand-alone form of a follow-up, if it was rewritten
     unsupported_sentences: list[str] = field(default_factory=list)  # removed or flagged by the check
-    decline_reason: str | None = None  # "no_evidence" or "model_declined", when answered is False
+    # When answered is False: "no_evidence" (retrieval found nothing, the model was not asked),
+    # "model_declined" (the model said the passages do not answer), "unsupported" (no sentence of
+    # the model's answer passed the citation check).
+    decline_reason: str | None = None
     prompt: str | None = None  # the prompt the model saw (for --explain)
     raw_answer: str | None = None  # the model's text before the citation check
 
