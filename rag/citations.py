@@ -58,9 +58,15 @@ def _numbers(text: str) -> set[str]:
 
 
 def _names(text: str) -> set[str]:
+    """Capitalised words that look like names. A sentence's first word is capitalised anyway
+    ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
     names = set()
     for match in _NAME.finditer(text):
-        word = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s").lower()
+        raw = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s")
+        sentence_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in ".!?:"
+        if sentence_start and not (raw.isupper() and len(raw) > 1):
+            continue
+        word = raw.lower()
         if word not in STOP_WORDS and not word.isdigit():
             names.add(word)
     return names
@@ -104,7 +110,9 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
 def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
     """Span within `passage` of its sentence that shares most words with `sentence`."""
     target = set(tokenize(sentence))
-    spans = split_sentences(passage) or [(0, len(passage))]
+    # Paragraph breaks end a sentence too (a heading or dateline has no full stop).
+    spans = [span for block in re.finditer(r"[^\n]+", passage) for span in split_sentences(block.group(), block.start())]
+    spans = spans or [(0, len(passage))]
     return max(spans, key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
 
 
@@ -113,7 +121,7 @@ def _source_span(hit: Hit, start: int, end: int, documents: dict[str, Document])
     document = documents.get(hit.source)
     if document is None:
         return hit.start, hit.end
-    clean_start = bisect.bisect_left(document.offsets, hit.start)
+    clean_start = bisect.bisect_right(document.offsets, hit.start) - 1  # the kept character at hit.start
     if document.text[clean_start:clean_start + len(hit.text)] != hit.text:
         return hit.start, hit.end  # the document changed since indexing; fall back to the chunk
     return document.original_span(clean_start + start, clean_start + end)

@@ -33,7 +33,7 @@ import numpy as np
 from . import __version__
 from .chunking import ChunkSettings, chunk_document
 from .embedding import Embedder, SentenceTransformerEmbedder
-from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, PakusError
+from .errors import DocumentError, IndexCorruptError, IndexMissingError, IndexStaleError, PakusError
 from .lexical import tokenize
 from .loading import SUPPORTED_SUFFIXES, load_folder
 from .schema import Chunk
@@ -113,6 +113,8 @@ def build_index(settings: Settings, embedder: Embedder | None = None, *, progres
     embedder = embedder or SentenceTransformerEmbedder()
     started = time.perf_counter()
     chunks, document_metadata = build_chunks(settings, embedder)
+    if not chunks:  # FAISS and BM25 cannot index nothing; say why instead of failing inside them
+        raise DocumentError(f"the documents in {settings.seeds} contain no text to index; add text to them and rebuild")
     if progress:
         print(f"pakus: embedding {len(chunks)} chunks from {settings.seeds} ...", file=sys.stderr)
     vectors = embedder.embed([embedding_text(c) for c in chunks], progress=progress)
@@ -260,6 +262,9 @@ def load_index(settings: Settings, embedder: Embedder | None = None, *, rebuild_
     except IndexMissingError:
         if not rebuild_if_stale:
             raise
+        if not settings.seeds.is_dir():  # nothing to build from: one clear error, no "building it now"
+            raise IndexMissingError(f"no index at {index_dir}, and no document folder {settings.seeds} to build one from; "
+                                    "set PAKUS_INDEX_DIR to an existing index or PAKUS_SEEDS_DIR to a folder of documents") from None
         print(f"pakus: no index at {index_dir}; building it now", file=sys.stderr)
         return build_index(settings, embedder)
     verify_files(index_dir, manifest)
@@ -292,7 +297,7 @@ def index_status(settings: Settings, embedder: Embedder | None = None) -> dict[s
         "dimension": manifest.get("embedder", {}).get("dimension"),
         "built_at": manifest.get("built_at"),
         "build_seconds": manifest.get("build_seconds"),
-        "sources": sorted(manifest.get("sources", {})),
+        "sources": sorted(manifest.get("document_metadata") or manifest.get("sources", {})),
     }
 
 

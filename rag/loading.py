@@ -139,6 +139,8 @@ def _blocks(raw: str) -> list[_Block]:
         start = position
         position += len(line)
         body = line.rstrip("\r\n")
+        if start == 0 and body.startswith("\ufeff"):  # byte order mark of files saved by Windows editors
+            body, start = body[1:], 1
         stripped = body.strip()
         if not stripped:
             current = None  # a blank line ends a paragraph
@@ -176,9 +178,19 @@ def _strip_trailing(piece: _Piece, chars: str) -> _Piece:
 
 
 def _join(left: _Piece, right: _Piece, separator: str) -> _Piece:
-    """Concatenate two pieces; separator characters map to the first character of `right`."""
-    sep_offsets = [right.offsets[0]] * len(separator) if right.offsets else []
+    """Concatenate two pieces; separator characters map to the line break after `left`."""
+    sep_offsets = [_gap(left, right)] * len(separator)
     return _Piece(left.text + separator + right.text, left.offsets + sep_offsets + right.offsets)
+
+
+def _gap(left: _Piece, right: _Piece) -> int:
+    """Original offset for text inserted between two pieces: just after `left`'s last character.
+
+    Never the offset of a kept character (a line break always lies between the two), so that the
+    clean index of an original position is `bisect_left(offsets, position)`, which passages and
+    citations rely on to map a chunk's span back into the clean text.
+    """
+    return left.offsets[-1] + 1 if left.offsets else (right.offsets[0] if right.offsets else 0)
 
 
 def _continues(previous: _Block, following: _Block) -> bool:
@@ -203,10 +215,10 @@ def clean_text(raw: str) -> tuple[str, list[int], list[tuple[int, str]]]:
     text_length = 0
     for block in _blocks(raw):
         if previous is not None and _continues(previous, block):
-            pieces.append(_Piece(" ", [block.piece.offsets[0]]))
+            pieces.append(_Piece(" ", [_gap(previous.piece, block.piece)]))
             text_length += 1
         elif pieces:
-            pieces.append(_Piece("\n\n", [block.piece.offsets[0]] * 2))
+            pieces.append(_Piece("\n\n", [_gap(pieces[-1], block.piece)] * 2))
             text_length += 2
         if block.kind == "heading":
             sections.append((text_length, block.piece.text.rstrip(":").strip()))

@@ -47,6 +47,23 @@ def _merge(first: Hit, second: Hit, documents: dict[str, Document]) -> Hit | Non
     return replace(first, chunk=chunk, score=max(first.score, second.score))
 
 
+def _absorb(passages: list[Hit], i: int, documents: dict[str, Document]) -> None:
+    """Merge into `passages[i]` the passages it now overlaps or touches (a hit between them joined them).
+
+    The better ranked of two passages (the earlier one) takes the other in, so ranks keep their order.
+    """
+    j = 0
+    while j < len(passages):
+        first, second = min(i, j), max(i, j)
+        merged = _merge(passages[first], passages[second], documents) if i != j else None
+        if merged is None:
+            j += 1
+            continue
+        passages[first] = merged
+        del passages[second]
+        i, j = first, 0
+
+
 def select_passages(hits: list[Hit], documents: dict[str, Document], k: int, max_chars: int = MAX_PASSAGE_CHARS) -> list[Hit]:
     """At most `k` passages built from `hits` (ranked best first), renumbered from 1."""
     passages: list[Hit] = []
@@ -56,6 +73,7 @@ def select_passages(hits: list[Hit], documents: dict[str, Document], k: int, max
             if merged is not None:
                 if sum(len(p.text) for p in passages) - len(passage.text) + len(merged.text) <= max_chars:
                     passages[i] = merged
+                    _absorb(passages, i, documents)
                 break
         else:
             if len(passages) < k and (not passages or sum(len(p.text) for p in passages) + len(hit.text) <= max_chars):

@@ -20,18 +20,20 @@ from .schema import Hit
 MAX_QUESTION_CHARS = 2000
 # Front matter (author lists) and bibliographies stay findable but rank below content that matches
 # as well: a fused score is multiplied by this weight.
-KIND_WEIGHTS = {"content": 1.0, "front_matter": 0.7, "references": 0.4}
+KIND_WEIGHTS = {"content": 1.0, "front_matter": 0.7, "references": 0.7}
 NEAR_DUPLICATE = 0.8  # share of a passage's words already shown by a better hit
 # A question that names a document ("according to the op-ed", "in the review paper") prefers
 # that document's passages: their fused score is multiplied by this.
 NAMED_DOCUMENT_BOOST = 1.3
-_METADATA_FIELDS = ("title", "kind", "publisher")
+# How people name a document: by its kind ("the op-ed", "the review paper") or its publisher. Title
+# words are left out: they are topic words ("security", "strategic") that questions use anyway.
+_METADATA_FIELDS = ("kind", "publisher")
 
 
 def distinctive_metadata_words(document_metadata: dict[str, dict]) -> dict[str, set[str]]:
-    """Per document, the words of its title, kind and publisher that no other document shares."""
+    """Per document, the words of its kind and publisher that no other document shares."""
     words = {
-        source: set(tokenize(" ".join(str(meta.get(f, "")) for f in _METADATA_FIELDS)))
+        source: {w for w in tokenize(" ".join(str(meta.get(f, "")) for f in _METADATA_FIELDS)) if len(w) > 2 and not w[0].isdigit()}
         for source, meta in document_metadata.items()
     }
     return {source: own - set().union(*(w for s, w in words.items() if s != source)) for source, own in words.items()}

@@ -1,0 +1,218 @@
+"""The bot end to end on the tiny documents, with the fake embedder and a scripted generator."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import FakeGenerator, passage_number
+from rag.bot import Bot, Chat, needs_context
+from rag.errors import InvalidInputError
+from rag.prompts import NOT_FOUND, REFUSAL, SYSTEM
+from rag.schema import Answer
+
+CSF_QUESTION = "What is the Coalition Support Fund?"
+
+
+def csf_reply(messages):
+    n = passage_number(messages, "Coalition Support Fund (CSF)")
+    return f"The Coalition Support Fund (CSF) reimbursed Pakistan's army for operating costs [{n}]."
+
+
+def share_reply(messages):
+    n = passage_number(messages, "over a third")
+    return f"CSF accounted for over a third of the funds that Washington provided to Islamabad [{n}]."
+
+
+def imet_reply(messages):
+    n = passage_number(messages, "IMET ceased operations")
+    return f"IMET ceased operations in 1990 [{n}]."
+
+
+@pytest.fixture
+def make_bot(tiny_index, fake_embedder):
+    settings, _ = tiny_index
+
+    def make(*replies, **changes):
+        generator = FakeGenerator(replies)
+        return Bot(settings.with_overrides(**changes), embedder=fake_embedder, generator=generator), generator
+
+    return make
+
+
+def split_stream(items):
+    pieces = [item for item in items if isinstance(item, str)]
+    answers = [item for item in items if isinstance(item, Answer)]
+    return pieces, answers
+
+
+def test_ask_returns_a_checked_answer_with_citations(make_bot):
+    bot, generator = make_bot(csf_reply)
+    answer = bot.ask(CSF_QUESTION)
+    assert answer.answered and answer.decline_reason is None and answer.rewritten_question is None
+    assert answer.question == CSF_QUESTION
+    [citation] = answer.citations
+    assert f"[{citation.n}]" in answer.answer and "Coalition Support Fund" in answer.answer
+    assert citation.supported and citation.source == "seeds/aid-review.md"
+    assert "Coalition Support Fund (CSF) to reimburse" in citation.quote
+    assert answer.hits[citation.n - 1].chunk_id == citation.chunk_id
+    assert [h.rank for h in answer.hits] == list(range(1, len(answer.hits) + 1))
+    assert answer.unsupported_sentences == []
+    assert answer.raw_answer == csf_reply(generator.calls[0]["messages"])
+    # One model call, with the fixed system message and the numbered passages.
+    [call] = generator.calls
+    assert call["messages"][0] == {"role": "system", "content": SYSTEM}
+    assert f"Question: {CSF_QUESTION}" in call["messages"][1]["content"]
+    numbered = re.findall(r"^\[(\d+)\] ", call["messages"][1]["content"], re.M)
+    assert numbered == [str(n) for n in range(1, len(answer.hits) + 1)]
+    assert SYSTEM in answer.prompt
+
+
+def test_ask_stream_yields_text_pieces_then_one_answer_last(make_bot):
+    bot, _ = make_bot(csf_reply)
+    items = list(bot.ask_stream(CSF_QUESTION))
+    pieces, answers = split_stream(items)
+    assert len(answers) == 1 and items[-1] is answers[0]
+    assert len(pieces) > 3 and all(p for p in pieces)
+    assert "".join(pieces) == answers[0].raw_answer
+
+
+def test_question_without_evidence_is_declined_without_calling_the_model(make_bot):
+    bot, generator = make_bot()  # no scripted reply: any model call fails the test
+    items = list(bot.ask_stream("Give me a recipe for chicken biryani"))
+    pieces, [answer] = split_stream(items)
+    assert generator.calls == []
+    assert pieces == [REFUSAL] and answer.answer == REFUSAL
+    assert not answer.answered and answer.decline_reason == "no_evidence"
+    assert answer.citations == [] and len(answer.hits) > 0  # closest passages, to look for oneself
+    assert answer.timings["first_token"] is None and answer.timings["backend"] is None
+
+
+@pytest.mark.parametrize("reply", [NOT_FOUND, ["NOT", "_IN", "_PASS", "AGES"], [" ", "NOT_IN_PASSAGES", "\n"]])
+def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, reply):
+    bot, generator = make_bot(reply)
+    items = list(bot.ask_stream("When did the Gwadar port open?"))
+    pieces, [answer] = split_stream(items)
+    assert len(generator.calls) == 1
+    assert not answer.answered and answer.decline_reason == "model_declined"
+    assert answer.answer == REFUSAL and answer.citations == []
+    assert not any("NOT" in p or "PASS" in p for p in pieces)
+    assert NOT_FOUND in answer.raw_answer
+
+
+def test_answer_the_check_rejects_entirely_is_declined_as_unsupported(make_bot):
+    bot, _ = make_bot(lambda m: f"The Gwadar port was built by Musharraf in 1999 [{passage_number(m, 'Gwadar port opened')}].")
+    answer = bot.ask("When did the Gwadar port open?")
+    assert not answer.answered and answer.decline_reason == "unsupported" and answer.answer == REFUSAL
+    assert answer.unsupported_sentences == ["The Gwadar port was built by Musharraf in 1999."]
+
+
+def test_unsupported_sentence_is_removed_from_an_answer(make_bot):
+    def reply(messages):
+        return csf_reply(messages) + " It was founded by Musharraf in 1999."
+
+    bot, _ = make_bot(reply)
+    answer = bot.ask(CSF_QUESTION)
+    assert answer.answered and "Musharraf" not in answer.answer
+    assert answer.unsupported_sentences == ["It was founded by Musharraf in 1999."]
+    assert "Musharraf" in answer.raw_answer
+
+
+def test_follow_up_with_a_pronoun_is_rewritten_by_the_model(make_bot):
+    rewritten = "How much of the funds did the Coalition Support Fund account for?"
+    bot, generator = make_bot(csf_reply, rewritten, share_reply)
+    chat = Chat(bot)
+    first = chat.ask(CSF_QUESTION)
+    second = chat.ask("How much of the funds did it account for?")
+    assert first.rewritten_question is None
+    assert second.rewritten_question == rewritten
+    assert second.question == "How much of the funds did it account for?"
+    assert second.answered and "over a third" in second.answer
+    assert "rewrite" in second.timings
+    assert len(generator.calls) == 3
+    rewrite_call, answer_call = generator.calls[1], generator.calls[2]
+    assert rewrite_call["stop"] == ["\n"]
+    assert f"Previous question: {CSF_QUESTION}" in rewrite_call["messages"][1]["content"]
+    assert f"Previous answer: {first.answer}" in rewrite_call["messages"][1]["content"]
+    assert "Follow-up question: How much of the funds did it account for?" in rewrite_call["messages"][1]["content"]
+    assert f"Question: {rewritten}" in answer_call["messages"][1]["content"]
+    assert [q for q, _ in chat.history] == [CSF_QUESTION, "How much of the funds did it account for?"]
+
+
+def test_follow_up_without_pronouns_is_not_rewritten(make_bot):
+    bot, generator = make_bot(csf_reply, imet_reply)
+    chat = Chat(bot)
+    chat.ask(CSF_QUESTION)
+    answer = chat.ask("When did IMET cease operations?")
+    assert answer.rewritten_question is None and "rewrite" not in answer.timings
+    assert len(generator.calls) == 2 and answer.answered
+
+
+def test_a_rewrite_that_is_not_a_question_falls_back_to_both_questions(make_bot):
+    bot, _ = make_bot(csf_reply, "Sure! Here you go:", share_reply)
+    chat = Chat(bot)
+    chat.ask(CSF_QUESTION)
+    answer = chat.ask("How much of the funds did it account for?")
+    assert answer.rewritten_question == f"{CSF_QUESTION} How much of the funds did it account for?"
+
+
+def test_first_question_is_never_rewritten_even_with_a_pronoun(make_bot):
+    bot, generator = make_bot(imet_reply)
+    answer = bot.ask("When did it happen that IMET ceased operations?")
+    assert answer.rewritten_question is None and len(generator.calls) == 1
+
+
+def test_chat_clear_forgets_the_history(make_bot):
+    bot, generator = make_bot(csf_reply, csf_reply)
+    chat = Chat(bot)
+    chat.ask(CSF_QUESTION)
+    chat.clear()
+    chat.ask("What is the Coalition Support Fund, and what did it do?")
+    assert len(generator.calls) == 2  # no rewrite call after clearing
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("How much did it account for?", True),
+    ("And the IMET programme?", True),
+    ("What about Gwadar?", True),
+    ("When did IMET cease operations?", False),
+    ("Why?", True),  # too short to stand alone
+])
+def test_needs_context(question, expected):
+    assert needs_context(question) is expected
+
+
+def test_timings_report_stages_backend_and_model(make_bot):
+    bot, _ = make_bot(csf_reply)
+    timings = bot.ask(CSF_QUESTION).timings
+    assert {"retrieval", "first_token", "total", "backend", "model"} <= set(timings)
+    assert timings["backend"] == "fake" and timings["model"] == "fake-model"
+    assert 0 <= timings["retrieval"] <= timings["first_token"] <= timings["total"]
+    assert timings["prompt_tokens"] > 0 and timings["completion_tokens"] > 0
+
+
+def test_k_limits_the_passages_the_model_sees(make_bot):
+    bot, generator = make_bot(imet_reply)
+    answer = bot.ask("When did IMET cease operations?", k=1)
+    assert len(answer.hits) == 1
+    assert re.findall(r"^\[(\d+)\] ", generator.calls[0]["messages"][1]["content"], re.M) == ["1"]
+
+
+@pytest.mark.parametrize("question, k", [("", None), ("   ", None), ("x" * 100_000, None), ("What is CSF?", 0), ("What is CSF?", -1)])
+def test_bad_input_is_rejected_before_anything_loads(tmp_path, question, k):
+    from conftest import tiny_settings_for
+
+    bot = Bot(tiny_settings_for(tmp_path / "nothing-here"), generator=FakeGenerator())
+    with pytest.raises(InvalidInputError):
+        bot.ask(question, k=k)
+    with pytest.raises(InvalidInputError):
+        bot.search(question, k=k)
+    assert "retriever" not in vars(bot) and "embedder" not in vars(bot)  # nothing was loaded
+
+
+def test_search_gives_ranked_hits_without_the_model(make_bot):
+    bot, generator = make_bot()
+    hits = bot.search("When did IMET cease operations?", k=2)
+    assert len(hits) == 2 and "IMET ceased operations" in hits[0].text
+    assert generator.calls == []

@@ -1,0 +1,172 @@
+"""Citations: markers parsed and checked, unsupported sentences removed, quotes mapped to the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FakeEmbedder
+from rag.chunking import chunk_document
+from rag.citations import check_answer, model_declined
+from rag.loading import clean_fragment, load_folder
+from rag.prompts import NOT_FOUND
+from rag.schema import Hit
+
+
+@pytest.fixture
+def documents(tiny_docs):
+    return {d.source: d for d in load_folder(tiny_docs.seeds, tiny_docs.project_root)}
+
+
+@pytest.fixture
+def hits(documents):
+    """[1] the CSF passage (mid-section), [2] the IMET passage (starts at its heading), [3] the port article."""
+    chunks = [c for d in documents.values() for c in chunk_document(d, FakeEmbedder().count_tokens)]
+    csf = next(c for c in chunks if c.text.startswith("Pakistan was seen"))
+    imet = next(c for c in chunks if c.section == "Military training")
+    port = next(c for c in chunks if "Gwadar port opened" in c.text)
+    return [Hit(rank=n, chunk=c, score=0.1 / n) for n, c in enumerate([csf, imet, port], start=1)]
+
+
+def check(text, hits, documents, question="What is CSF?"):
+    return check_answer(text, hits, question, documents)
+
+
+def test_valid_marker_is_kept_and_resolved(hits, documents):
+    result = check("IMET ceased operations in 1990 [2].", hits, documents, "When did IMET cease operations?")
+    assert not result.declined and result.unsupported == []
+    assert result.text == "IMET ceased operations in 1990 [2]."
+    [citation] = result.citations
+    assert citation.n == 2 and citation.supported and 0.6 <= citation.score <= 1.0
+    assert (citation.source, citation.title, citation.section) == ("seeds/aid-review.md", "A Review of Aid to Pakistan", "Military training")
+    assert citation.quote == "When relations became tense in 1990, IMET ceased operations."
+    assert citation.chunk_id == hits[1].chunk_id and citation.passage == hits[1].text
+
+
+@pytest.mark.parametrize("marker", ["[7]", "[0]", "[4]"])
+def test_marker_naming_no_passage_is_dropped(hits, documents, marker):
+    result = check(f"The Gwadar port opened in 2007 {marker}.", hits, documents, "When did the Gwadar port open?")
+    assert marker not in result.text
+    assert result.text == "The Gwadar port opened in 2007 [3]."  # attributed to the passage that says it
+    assert [c.n for c in result.citations] == [3]
+
+
+def test_list_of_markers_is_parsed(hits, documents):
+    result = check("CSF reimbursed Pakistan's army for operating costs [1, 2].", hits, documents)
+    assert result.sentences[0].cited == [1, 2]
+    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1][2]."
+    assert [c.n for c in result.citations] == [1, 2]
+    assert [c.supported for c in result.citations] == [True, False]  # [2] alone does not say it
+
+
+def test_marker_only_trailing_sentence_belongs_to_the_sentence_before(hits, documents):
+    result = check("CSF reimbursed Pakistan's army for operating costs. [1]", hits, documents)
+    assert len(result.sentences) == 1 and result.sentences[0].cited == [1]
+    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1]."
+
+
+def test_sentence_with_a_number_its_passage_lacks_is_removed(hits, documents):
+    result = check("CSF reimbursed Pakistan's army for operating costs [1]. It paid $5 billion in 1999 [1].", hits, documents)
+    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1]."
+    assert result.unsupported == ["It paid $5 billion in 1999."]
+    assert sorted(result.sentences[1].missing) == ["1999", "5"]
+    assert not result.declined
+
+
+def test_sentence_with_a_name_its_passage_lacks_is_removed(hits, documents):
+    result = check("CSF was created by Musharraf [1].", hits, documents)
+    assert result.unsupported == ["CSF was created by Musharraf."]
+    assert result.sentences[0].missing == ["musharraf"]
+    assert result.declined and result.text == "" and result.citations == []
+
+
+def test_number_from_another_passage_does_not_count(hits, documents):
+    result = check("IMET ceased operations in 2007 [2].", hits, documents, "When did IMET cease operations?")
+    assert result.unsupported == ["IMET ceased operations in 2007."]  # 2007 is in [1] and [3], not in [2]
+
+
+def test_unmarked_supported_sentence_is_attributed(hits, documents):
+    result = check("IMET ceased operations in 1990.", hits, documents, "When did IMET cease operations?")
+    assert result.sentences[0].cited == [2] and result.sentences[0].supported
+    assert result.text == "IMET ceased operations in 1990 [2]."
+
+
+def test_unmarked_unsupported_sentence_is_not_attributed(hits, documents):
+    result = check("Lahore hosted the summit of 1974.", hits, documents, "Where was the summit?")
+    assert result.sentences[0].cited == [] and not result.sentences[0].supported
+    assert result.declined and result.unsupported == ["Lahore hosted the summit of 1974."]
+
+
+@pytest.mark.parametrize("text", [NOT_FOUND, f" {NOT_FOUND}\n", "not in passages", "The passages do not mention the summit."])
+def test_a_declining_model_is_declined(hits, documents, text):
+    result = check(text, hits, documents)
+    assert result.declined and result.citations == [] and result.text == ""
+
+
+def test_model_declined_is_only_the_marker():
+    assert model_declined(NOT_FOUND) and model_declined("Answer: not_in_passages")
+    assert not model_declined("The port opened in 2007 [3].")
+
+
+# --- quotes map to the exact text of the file -------------------------------------------------------
+
+
+def raw_of(tiny_docs, source):
+    return (tiny_docs.project_root / source).read_bytes().decode("utf-8")
+
+
+@pytest.mark.parametrize("answer, question, quote", [
+    ("IMET ceased operations in 1990 [2].", "When did IMET cease operations?",
+     "When relations became tense in 1990, IMET ceased operations."),  # passage starts at a heading
+    ("The United States established the Coalition Support Fund (CSF) to reimburse Pakistan's army [1].", "What is CSF?",
+     "In addition, the United States established the Coalition Support Fund (CSF) to reimburse Pakistan's army for operating costs."),
+    ("The Karachi port handled 40 million tonnes of cargo in 2019 [3].", "How much cargo did Karachi handle?",
+     "The Karachi port handled 40 million tonnes of cargo in 2019."),
+])
+def test_quote_span_is_the_exact_span_of_the_source_file(tiny_docs, hits, documents, answer, question, quote):
+    [citation] = check(answer, hits, documents, question).citations
+    raw = raw_of(tiny_docs, citation.source)
+    assert citation.quote == quote
+    assert raw[citation.start:citation.end] == quote  # no markup inside these sentences
+    assert citation.end - citation.start == len(quote)
+
+
+def test_quote_span_across_a_line_break_of_a_crlf_file(tiny_docs, documents):
+    notes = documents["seeds/cricket-notes.txt"]
+    [chunk] = chunk_document(notes, FakeEmbedder().count_tokens)
+    result = check("Fans celebrated the victory in the streets of the old city [1].", [Hit(1, chunk, 0.1)], documents,
+                   "Where did fans celebrate?")
+    [citation] = result.citations
+    raw = raw_of(tiny_docs, citation.source)
+    assert raw[citation.start:citation.end] == "Fans celebrated the victory\r\nin the streets of the old city."
+    assert clean_fragment(raw[citation.start:citation.end]) == citation.quote
+
+
+def test_quote_with_cleaned_markup_maps_to_the_marked_up_original(tiny_docs, documents):
+    paper = documents["seeds/aid-review.md"]
+    chunks = chunk_document(paper, FakeEmbedder().count_tokens)
+    first = next(c for c in chunks if "$73 billion" in c.text)
+    result = check("Pakistan received $73 billion in foreign aid between 1947 and 2001 [1].", [Hit(1, first, 0.1)], documents,
+                   "How much foreign aid did Pakistan receive?")
+    [citation] = result.citations
+    raw = raw_of(tiny_docs, citation.source)[citation.start:citation.end]
+    assert "\\$73" in raw and "$73" in citation.quote
+    assert clean_fragment(raw) == citation.quote
+
+
+def test_without_the_document_the_citation_points_at_the_whole_passage(hits):
+    [citation] = check_answer("IMET ceased operations in 1990 [2].", hits, "When did IMET cease operations?", {}).citations
+    assert (citation.start, citation.end) == (hits[1].start, hits[1].end)
+
+
+# --- sentence openers and paragraph-bounded quotes ------------------------------------------------
+
+
+@pytest.mark.parametrize("opener", ["Also", "However", "Yes", "Overall"])
+def test_a_sentence_opening_word_is_not_a_name(hits, documents, opener):
+    result = check(f"{opener}, IMET ceased operations in 1990 [2].", hits, documents, "When did IMET cease operations?")
+    assert not result.declined and result.unsupported == []
+
+
+def test_quote_does_not_run_across_paragraphs(hits, documents):
+    [citation] = check("The Gwadar port opened in 2007 [3].", hits, documents, "When did the Gwadar port open?").citations
+    assert citation.quote == "The Gwadar port opened in 2007 with Chinese funding."

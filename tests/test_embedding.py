@@ -1,0 +1,42 @@
+"""The embedder: a cheap constructor, token counts with special tokens, and the fake's contract."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import FakeEmbedder
+from rag.embedding import EMBEDDER_NAME, MAX_TOKENS, SentenceTransformerEmbedder
+
+
+def test_constructing_the_embedder_loads_no_model():
+    check = ("import sys; from rag.embedding import SentenceTransformerEmbedder as E; e = E(); "
+             "assert (e.model_path / 'model.safetensors').is_file(); "
+             "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_token_counts_include_the_special_tokens(real_count_tokens):
+    assert real_count_tokens("") == 2
+    assert real_count_tokens("Pakistan") == 3
+    long = "word " * 400
+    assert real_count_tokens(long) == 402  # not truncated: chunk sizing must see the real length
+
+
+def test_fingerprint_names_the_model_and_its_weights():
+    fingerprint = SentenceTransformerEmbedder().fingerprint()
+    assert fingerprint["name"] == EMBEDDER_NAME and fingerprint["dimension"] == 384 and fingerprint["max_tokens"] == MAX_TOKENS
+    assert len(fingerprint["weights_sha256"]) == 64
+
+
+def test_the_fake_keeps_the_embedder_contract():
+    fake = FakeEmbedder()
+    vectors = fake.embed(["The Coalition Support Fund", "coalition support funds", "cricket trophy", "", "the of and"])
+    assert vectors.shape == (5, fake.dimension) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
+    assert vectors[0] @ vectors[1] > 0.99 and abs(vectors[0] @ vectors[2]) < 0.5
+    np.testing.assert_array_equal(fake.embed(["The Coalition Support Fund"])[0], vectors[0])  # deterministic
+    assert fake.count_tokens("three words here") == 5

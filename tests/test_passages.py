@@ -1,0 +1,147 @@
+"""Passage selection: neighbouring hits merge into the clean text of their union; k and budget hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FakeEmbedder
+from rag.chunking import ChunkSettings, chunk_document
+from rag.loading import clean_fragment, load_folder
+from rag.passages import select_passages
+from rag.schema import Chunk, Hit
+
+
+@pytest.fixture
+def documents(tiny_docs):
+    return {d.source: d for d in load_folder(tiny_docs.seeds, tiny_docs.project_root)}
+
+
+@pytest.fixture
+def chunks(documents):
+    """Chunks of the tiny documents as the index has them (one sentence of overlap)."""
+    return [c for d in documents.values() for c in chunk_document(d, FakeEmbedder().count_tokens)]
+
+
+def find(chunks: list[Chunk], phrase: str, start: str = "") -> Chunk:
+    return next(c for c in chunks if phrase in c.text and c.text.startswith(start))
+
+
+def hits_of(*chunks: Chunk) -> list[Hit]:
+    return [Hit(rank=n, chunk=c, score=1.0 / n, dense_score=0.5 / n, dense_rank=n) for n, c in enumerate(chunks, start=1)]
+
+
+def raw_text(tiny_docs, hit: Hit) -> str:
+    return (tiny_docs.project_root / hit.source).read_bytes().decode("utf-8")[hit.start:hit.end]
+
+
+def test_overlapping_hits_of_one_document_merge_into_the_clean_text_of_their_union(tiny_docs, documents, chunks):
+    first = find(chunks, "$73 billion")
+    second = find(chunks, "Coalition Support Fund", start="Pakistan was seen")
+    assert second.start < first.end  # they overlap by a sentence
+    passages = select_passages(hits_of(second, first), documents, k=3)
+    assert len(passages) == 1
+    merged = passages[0]
+    assert (merged.start, merged.end) == (first.start, second.end)
+    assert merged.text == clean_fragment(raw_text(tiny_docs, merged))
+    assert merged.text.startswith("INTRODUCTION:\n\nPakistan is projected")
+    assert merged.text.endswith("Washington provided to Islamabad.")
+    assert merged.text.count("Pakistan was seen as a solid ally") == 1  # the overlap is not repeated
+    assert merged.chunk_id == Chunk.make_id(merged.source, merged.text)
+    assert merged.score == 1.0 and merged.rank == 1 and merged.section == "INTRODUCTION"
+
+
+def test_touching_hits_merge_too(tiny_docs, documents):
+    paper = documents["seeds/aid-review.md"]
+    pieces = [c for c in chunk_document(paper, lambda t: len(t.split()), ChunkSettings(max_tokens=30, overlap_sentences=0))
+              if c.section == "INTRODUCTION"]
+    assert len(pieces) >= 2 and pieces[1].start - pieces[0].end == 1  # a space apart, no shared text
+    passages = select_passages(hits_of(pieces[0], pieces[1]), documents, k=3)
+    assert len(passages) == 1
+    assert passages[0].text == pieces[0].text + " " + pieces[1].text
+    assert passages[0].text == clean_fragment(raw_text(tiny_docs, passages[0]))
+
+
+def test_distant_hits_of_one_document_and_hits_of_other_documents_stay_apart(documents, chunks):
+    intro = find(chunks, "$73 billion")
+    training = find(chunks, "IMET")
+    port = find(chunks, "Gwadar")
+    passages = select_passages(hits_of(intro, training, port), documents, k=3)
+    assert [p.chunk_id for p in passages] == [intro.chunk_id, training.chunk_id, port.chunk_id]
+    assert [p.text for p in passages] == [intro.text, training.text, port.text]
+
+
+def test_k_limits_the_passages_but_later_neighbours_still_merge(documents, chunks):
+    intro = find(chunks, "$73 billion")
+    training = find(chunks, "IMET")
+    port = find(chunks, "Gwadar")
+    neighbour = find(chunks, "Coalition Support Fund", start="Pakistan was seen")
+    passages = select_passages(hits_of(intro, training, port, neighbour), documents, k=2)
+    assert len(passages) == 2
+    assert passages[0].text.endswith("Washington provided to Islamabad.")  # merged with the 4th hit
+    assert passages[1].chunk_id == training.chunk_id
+
+
+def test_character_budget_is_respected(documents, chunks):
+    intro = find(chunks, "$73 billion")
+    training = find(chunks, "IMET")
+    port = find(chunks, "Gwadar")
+    budget = len(intro.text) + len(port.text) + 1
+    assert len(intro.text) + len(training.text) > budget
+    passages = select_passages(hits_of(intro, training, port), documents, k=3, max_chars=budget)
+    assert [p.chunk_id for p in passages] == [intro.chunk_id, port.chunk_id]
+    assert sum(len(p.text) for p in passages) <= budget
+
+
+def test_a_merge_that_would_break_the_budget_is_not_made(documents, chunks):
+    first = find(chunks, "$73 billion")
+    second = find(chunks, "Coalition Support Fund", start="Pakistan was seen")
+    passages = select_passages(hits_of(first, second), documents, k=3, max_chars=len(first.text) + 10)
+    assert [p.text for p in passages] == [first.text]
+
+
+def test_the_first_passage_is_kept_even_if_longer_than_the_budget(documents, chunks):
+    training = find(chunks, "IMET")
+    passages = select_passages(hits_of(training), documents, k=3, max_chars=10)
+    assert [p.chunk_id for p in passages] == [training.chunk_id]
+
+
+def test_ranks_are_renumbered_from_one(documents, chunks):
+    first = find(chunks, "$73 billion")
+    second = find(chunks, "Coalition Support Fund", start="Pakistan was seen")
+    port = find(chunks, "Gwadar")
+    hits = hits_of(first, second, port)
+    passages = select_passages(hits, documents, k=3)
+    assert [p.rank for p in passages] == [1, 2]
+    assert passages[1].chunk_id == port.chunk_id and passages[1].score == hits[2].score
+
+
+def test_without_the_document_hits_are_not_merged(chunks):
+    first = find(chunks, "$73 billion")
+    second = find(chunks, "Coalition Support Fund", start="Pakistan was seen")
+    passages = select_passages(hits_of(first, second), {}, k=3)
+    assert [p.chunk_id for p in passages] == [first.chunk_id, second.chunk_id]
+
+
+def test_no_hits_no_passages(documents):
+    assert select_passages([], documents, k=3) == []
+
+
+def test_a_hit_that_bridges_two_passages_joins_them(tiny_docs, documents):
+    paper = documents["seeds/aid-review.md"]
+    a, b, c, d = [x for x in chunk_document(paper, lambda t: len(t.split()), ChunkSettings(max_tokens=30, overlap_sentences=1))
+                  if x.section == "INTRODUCTION"]
+    assert a.end + 2 < c.start and b.start < a.end and c.start - b.end <= 2  # b overlaps a and touches c
+    passages = select_passages(hits_of(a, c, b, d), documents, k=3)
+    assert [(p.start, p.end) for p in passages] == [(a.start, d.end)]
+    assert passages[0].text == clean_fragment(raw_text(tiny_docs, passages[0]))
+    assert passages[0].rank == 1 and passages[0].score == 1.0
+
+
+def test_no_two_passages_overlap_or_touch(documents):
+    small = [c for d in documents.values() for c in chunk_document(d, lambda t: len(t.split()), ChunkSettings(max_tokens=30))]
+    hits = hits_of(*small)
+    for order in (hits, hits[::-1], hits[1::2] + hits[::2]):
+        passages = select_passages(order, documents, k=10, max_chars=10_000)
+        for i, first in enumerate(passages):
+            for second in passages[i + 1:]:
+                assert first.source != second.source or second.start > first.end + 2 or first.start > second.end + 2

@@ -1,0 +1,198 @@
+"""Retrieval: fusion known answers on hand-made rankings, input checks, and search on the tiny index."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import InvalidInputError
+from rag.index import Index
+from rag.retrieval import (KIND_WEIGHTS, MAX_QUESTION_CHARS, NAMED_DOCUMENT_BOOST, Retriever, distinctive_metadata_words,
+                           validate_k, validate_question)
+from rag.schema import Chunk
+
+OPED = "seeds/op-ed.txt"
+PAPER = "seeds/paper.md"
+METADATA = {
+    OPED: {"title": "Pak-US ties and global security", "kind": "opinion article (op-ed)", "publisher": "24 News HD"},
+    PAPER: {"title": "Pakistan-US partnership: a review paper", "kind": "review paper (journal article)", "publisher": "ASIO Journal"},
+}
+
+
+def make_chunk(i: int, text: str, *, kind: str = "content", source: str = PAPER) -> Chunk:
+    return Chunk(chunk_id=f"c{i}", source=source, title=METADATA[source]["title"], section="", start=i * 100,
+                 end=i * 100 + len(text), text=text, kind=kind)
+
+
+def retriever_of(chunks: list[Chunk], rrf_k: int = 60) -> Retriever:
+    index = Index(directory=None, manifest={"document_metadata": METADATA}, chunks=chunks, dense=None, lexical=None)
+    return Retriever(index, embedder=None, rrf_k=rrf_k)
+
+
+# Distinct vocabularies, so that no chunk is a near duplicate of another unless a test wants one.
+TEXTS = [
+    "The Coalition Support Fund reimbursed army operating costs.",
+    "Gwadar port opened with Chinese funding.",
+    "IMET ceased operations during tense relations.",
+    "Cricket fans celebrated a championship trophy.",
+    "Dredging deepened the harbour channel.",
+]
+
+
+def rrf(*ranks: int, k: int = 60) -> float:
+    return sum(1.0 / (k + r) for r in ranks)
+
+
+# --- fusion ------------------------------------------------------------------------------------------
+
+
+def test_reciprocal_rank_fusion_known_answer():
+    retriever = retriever_of([make_chunk(i, t) for i, t in enumerate(TEXTS)])
+    dense = [(0, 0.9), (1, 0.8), (2, 0.7)]
+    lexical = [(2, 5.0), (0, 3.0)]
+    hits = retriever.fuse(dense, lexical, k=5)
+    assert [h.chunk_id for h in hits] == ["c0", "c2", "c1"]
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert [h.score for h in hits] == pytest.approx([rrf(1, 2), rrf(3, 1), rrf(2)])
+
+
+def test_component_scores_and_ranks_are_kept():
+    retriever = retriever_of([make_chunk(i, t) for i, t in enumerate(TEXTS)])
+    hits = {h.chunk_id: h for h in retriever.fuse([(0, 0.9), (1, 0.8), (2, 0.7)], [(2, 5.0), (0, 3.0)], k=5)}
+    assert (hits["c0"].dense_rank, hits["c0"].dense_score, hits["c0"].lexical_rank, hits["c0"].lexical_score) == (1, 0.9, 2, 3.0)
+    assert (hits["c2"].dense_rank, hits["c2"].lexical_rank, hits["c2"].lexical_score) == (3, 1, 5.0)
+    assert hits["c1"].lexical_score is None and hits["c1"].lexical_rank is None
+    data = hits["c1"].to_dict()
+    assert data["dense_score"] == 0.8 and data["lexical_score"] is None and data["dense_rank"] == 2
+
+
+def test_rrf_constant_is_used():
+    retriever = retriever_of([make_chunk(i, t) for i, t in enumerate(TEXTS)], rrf_k=1)
+    hits = retriever.fuse([(0, 0.9), (1, 0.8)], [(1, 2.0)], k=5)
+    assert [h.chunk_id for h in hits] == ["c1", "c0"]
+    assert [h.score for h in hits] == pytest.approx([1 / 3 + 1 / 2, 1 / 2])
+
+
+def test_ties_are_broken_by_index_order_and_k_is_respected():
+    retriever = retriever_of([make_chunk(i, t) for i, t in enumerate(TEXTS)])
+    hits = retriever.fuse([(3, 0.5), (1, 0.5)], [(1, 1.0), (3, 1.0)], k=1)
+    assert [h.chunk_id for h in hits] == ["c1"]  # same fused score as c3; lower index first
+
+
+def test_empty_rankings_give_no_hits():
+    assert retriever_of([make_chunk(0, TEXTS[0])]).fuse([], [], k=3) == []
+
+
+def test_near_duplicate_of_a_better_hit_is_dropped():
+    duplicate = "The Coalition Support Fund reimbursed army operating costs fully."  # 7 of its 8 words in c0
+    chunks = [make_chunk(0, TEXTS[0]), make_chunk(1, duplicate), make_chunk(2, TEXTS[2])]
+    hits = retriever_of(chunks).fuse([(0, 0.9), (1, 0.89), (2, 0.5)], [], k=2)
+    assert [h.chunk_id for h in hits] == ["c0", "c2"]
+    assert [h.rank for h in hits] == [1, 2]
+
+
+def test_partly_overlapping_passages_are_both_kept():
+    related = "The Coalition Support Fund paid for fuel, patrols and air traffic control in the borderland."
+    hits = retriever_of([make_chunk(0, TEXTS[0]), make_chunk(1, related)]).fuse([(0, 0.9), (1, 0.8)], [], k=2)
+    assert [h.chunk_id for h in hits] == ["c0", "c1"]
+
+
+@pytest.mark.parametrize("kind", ["front_matter", "references"])
+def test_front_matter_and_references_rank_below_content_that_matches_as_well(kind):
+    chunks = [make_chunk(0, TEXTS[0], kind=kind), make_chunk(1, TEXTS[1])]
+    hits = retriever_of(chunks).fuse([(0, 0.9), (1, 0.8)], [(0, 4.0), (1, 3.0)], k=2)
+    assert [h.chunk_id for h in hits] == ["c1", "c0"]
+    assert hits[1].score == pytest.approx(rrf(1, 1) * KIND_WEIGHTS[kind])
+    assert hits[0].score == pytest.approx(rrf(2, 2))
+
+
+def test_named_document_is_boosted():
+    chunks = [make_chunk(0, TEXTS[0], source=PAPER), make_chunk(1, TEXTS[1], source=OPED)]
+    retriever = retriever_of(chunks)
+    dense, lexical = [(0, 0.9), (1, 0.8)], [(0, 4.0), (1, 3.0)]
+    assert [h.chunk_id for h in retriever.fuse(dense, lexical, k=2)] == ["c0", "c1"]
+    named = retriever.named_documents("What does the op-ed say about Gwadar?")
+    assert named == {OPED}
+    hits = retriever.fuse(dense, lexical, k=2, named_documents=named)
+    assert [h.chunk_id for h in hits] == ["c1", "c0"]
+    assert hits[0].score == pytest.approx(rrf(2, 2) * NAMED_DOCUMENT_BOOST)
+
+
+def test_named_documents_use_only_words_no_other_document_shares():
+    words = distinctive_metadata_words(METADATA)
+    assert "pakistan" not in words[OPED] | words[PAPER]  # in both titles: names neither
+    assert {"op-ed", "opinion"} <= words[OPED] and {"review", "paper", "journal"} <= words[PAPER]
+    retriever = retriever_of([make_chunk(0, TEXTS[0])])
+    assert retriever.named_documents("According to the review paper, what is CSF?") == {PAPER}
+    assert retriever.named_documents("How did Pakistan and the US work together?") == set()
+
+
+# --- input checks ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t ", "x" * 100_000, "word " * (MAX_QUESTION_CHARS // 4), None, 42])
+def test_unusable_questions_are_invalid_input(question):
+    with pytest.raises(InvalidInputError):
+        validate_question(question)
+
+
+def test_question_is_trimmed_and_whitespace_collapsed():
+    assert validate_question("  What   is\nCSF? ") == "What is CSF?"
+    assert validate_question("x" * MAX_QUESTION_CHARS) == "x" * MAX_QUESTION_CHARS
+
+
+def test_long_question_error_says_the_limit():
+    with pytest.raises(InvalidInputError, match="2,000"):
+        validate_question("x" * 100_000)
+
+
+@pytest.mark.parametrize("k", [0, -1, 51, True, False, 2.5, "3", None])
+def test_bad_k_is_invalid_input(k):
+    with pytest.raises(InvalidInputError, match="k must be"):
+        validate_k(k)
+
+
+@pytest.mark.parametrize("k", [1, 5, 50])
+def test_good_k_is_returned(k):
+    assert validate_k(k) == k
+
+
+# --- search on the tiny index (fake embedder) -----------------------------------------------------
+
+
+@pytest.fixture
+def retriever(tiny_index, fake_embedder):
+    return Retriever(tiny_index[1], fake_embedder)
+
+
+@pytest.mark.parametrize("question, phrase", [
+    ("When did IMET cease operations?", "IMET ceased operations"),
+    ("What is the Coalition Support Fund?", "Coalition Support Fund (CSF)"),
+    ("When did the Gwadar port open?", "Gwadar port opened in 2007"),
+])
+def test_search_finds_the_passage_first(retriever, question, phrase):
+    hits = retriever.search(question, k=3)
+    assert phrase in hits[0].text
+    assert hits[0].dense_score > 0.2 and hits[0].lexical_score > 0
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_search_returns_k_distinct_hits(retriever, tiny_index):
+    hits = retriever.search("Pakistan aid", k=4)
+    assert len(hits) == 4 and len({h.chunk_id for h in hits}) == 4
+    assert len(retriever.search("Pakistan aid", k=50)) <= len(tiny_index[1].chunks)
+
+
+def test_unknown_words_give_no_lexical_ranking(retriever):
+    assert retriever.lexical_ranking("recipe for chicken biryani") == []
+    hits = retriever.search("recipe for chicken biryani", k=3)
+    assert all(h.lexical_score is None and h.dense_score < 0.3 for h in hits)
+
+
+def test_search_checks_its_input_before_embedding(retriever, fake_embedder):
+    calls = fake_embedder.embed_calls
+    with pytest.raises(InvalidInputError):
+        retriever.search("   ", k=3)
+    with pytest.raises(InvalidInputError):
+        retriever.search("What is CSF?", k=0)
+    assert fake_embedder.embed_calls == calls
