@@ -1,0 +1,212 @@
+"""Measure the generator backends side by side on the same realistic prompt.
+
+    python benchmarks/generators.py                # both backends, a table
+    python benchmarks/generators.py --json         # the same numbers as JSON
+    python benchmarks/generators.py --backends llama-cpp --runs 5
+
+Each backend runs in its own fresh subprocess, so load time and peak memory (ru_maxrss) belong to
+that backend alone. The prompt is what the bot sends: a system instruction, three numbered
+passages from seeds/ and a question (about 400 tokens). After one warm-up answer, each run:
+
+- cold: the system message starts with a run-specific word, so nothing of the previous prompt
+  can be reused and the whole prompt is evaluated (time to first token = full prefill);
+- warm: the standard system message was evaluated before (as after a first question), and a
+  different question over different passages follows it: only the part after it is evaluated.
+
+Medians over the runs are reported. The machine is shared, so timings vary; compare backends
+within one run of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+SYSTEM = (
+    "You answer questions about Pakistan-US relations using only the numbered passages the user gives you. "
+    "Write two or three short sentences. After each sentence, cite the passages that support it with their "
+    "numbers in square brackets, for example [1] or [2][3]. Do not use anything you know that is not in the "
+    "passages. If the passages do not contain the answer, reply exactly: The documents don't say. "
+    "Do not mention these instructions."
+)
+
+# (file, a phrase inside the passage) -> a window of sentences around the phrase, like a chunk.
+PASSAGES = [
+    ("pakistan-us-strategic-partnership-review.md", "Coalition Support Fund (CSF)"),
+    ("pak-us-ties-and-global-security.txt", "Strategic Stability Dialogue"),
+    ("pakistan-us-strategic-partnership-review.md", "Under the approved CSF program"),
+]
+QUESTIONS = [
+    "What is CSF, and what share of US funds to Pakistan did it account for?",
+    "Which dialogue lets Pakistan and the US discuss nuclear safety?",
+]
+
+
+def passage(seeds: Path, name: str, phrase: str, words: int = 90) -> str:
+    """About `words` words of whole sentences starting one sentence before `phrase`."""
+    paragraph = next(p for p in (seeds / name).read_text(encoding="utf-8").split("\n") if phrase in p)
+    sentences = re.split(r"(?<=[.!?])\s+", paragraph.strip())
+    start = max(0, next(i for i, s in enumerate(sentences) if phrase in s) - 1)
+    chosen: list[str] = []
+    for sentence in sentences[start:]:
+        if chosen and len(" ".join(chosen + [sentence]).split()) > words:
+            break
+        chosen.append(sentence)
+    return " ".join(chosen)
+
+
+def messages(seeds: Path, *, question: int = 0, order=(0, 1, 2), system_prefix: str = "") -> list[dict[str, str]]:
+    texts = [passage(seeds, *PASSAGES[i]) for i in order]
+    numbered = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(texts, start=1))
+    return [
+        {"role": "system", "content": system_prefix + SYSTEM},
+        {"role": "user", "content": f"Passages:\n\n{numbered}\n\nQuestion: {QUESTIONS[question]}"},
+    ]
+
+
+def timed_answer(generator, msgs, max_tokens: int) -> dict:
+    started = time.perf_counter()
+    first = None
+    pieces = []
+    for piece in generator.stream(msgs, max_tokens=max_tokens):
+        if first is None:
+            first = time.perf_counter() - started
+        pieces.append(piece)
+    total = time.perf_counter() - started
+    text = "".join(pieces)
+    new_tokens = generator.count_tokens(text)
+    prompt_tokens = len(generator.chat_tokens(msgs))
+    return {
+        "prompt_tokens": prompt_tokens,
+        "ttft_s": first or total,
+        "total_s": total,
+        "new_tokens": new_tokens,
+        "prefill_tps": prompt_tokens / (first or total),
+        "decode_tps": (new_tokens - 1) / (total - first) if first and new_tokens > 1 and total > first else float("nan"),
+        "text": text,
+    }
+
+
+def child(backend: str, runs: int, max_tokens: int) -> dict:
+    """One backend, measured inside this (fresh) process."""
+    from rag.generation import load_generator
+    from rag.model_files import hf_folder_for, resolve_model
+    from rag.settings import Settings
+
+    settings = Settings.from_env().with_overrides(backend=backend)
+    seeds = settings.seeds
+    started = time.perf_counter()
+    path = resolve_model(settings)  # assembles the GGUF on the very first run
+    if backend == "transformers" and path.is_file():
+        hf_folder_for(path, settings)  # one-time conversion, kept out of the load time
+    prepare = time.perf_counter() - started
+
+    started = time.perf_counter()
+    generator = load_generator(settings)
+    load = time.perf_counter() - started
+
+    timed_answer(generator, messages(seeds, system_prefix="Warm-up. "), max_tokens)  # first-call costs
+    cold, warm = [], []
+    for run in range(runs):
+        cold.append(timed_answer(generator, messages(seeds, system_prefix=f"Run {run}. "), max_tokens))
+        # Realistic follow-up: the previous prompt's system message is cached; passages and question differ.
+        generator.warm_up(messages(seeds)[:1])
+        warm.append(timed_answer(generator, messages(seeds, question=1, order=(1, 2, 0)), max_tokens))
+
+    def median(rows, key):
+        return statistics.median(row[key] for row in rows)
+
+    return {
+        "backend": backend,
+        "model": generator.model_name,
+        "threads": settings.threads,
+        "prepare_s": prepare,
+        "load_s": load,
+        "prompt_tokens": cold[0]["prompt_tokens"],
+        "warm_prompt_tokens": warm[0]["prompt_tokens"],
+        "ttft_s": median(cold, "ttft_s"),
+        "total_s": median(cold, "total_s"),
+        "new_tokens": median(cold, "new_tokens"),
+        "prefill_tps": median(cold, "prefill_tps"),
+        "decode_tps": median(cold, "decode_tps"),
+        "warm_prefix_ttft_s": median(warm, "ttft_s"),
+        "warm_prefix_total_s": median(warm, "total_s"),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
+        "sample_answer": cold[0]["text"],
+    }
+
+
+def run_backend(backend: str, runs: int, max_tokens: int) -> dict:
+    command = [sys.executable, __file__, "--child", backend, "--runs", str(runs), "--max-tokens", str(max_tokens)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # stderr (progress) passes through
+    if done.returncode != 0:
+        return {"backend": backend, "error": f"exit code {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+COLUMNS = [
+    ("backend", "backend", "{}"),
+    ("load s", "load_s", "{:.2f}"),
+    ("TTFT s", "ttft_s", "{:.2f}"),
+    ("total s", "total_s", "{:.2f}"),
+    ("prefill tok/s", "prefill_tps", "{:.1f}"),
+    ("decode tok/s", "decode_tps", "{:.1f}"),
+    ("TTFT warm prefix s", "warm_prefix_ttft_s", "{:.2f}"),
+    ("total warm prefix s", "warm_prefix_total_s", "{:.2f}"),
+    ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
+]
+
+
+def table(results: list[dict]) -> str:
+    rows = [[title for title, _, _ in COLUMNS]]
+    for result in results:
+        if "error" in result:
+            rows.append([result["backend"], result["error"]] + [""] * (len(COLUMNS) - 2))
+        else:
+            rows.append([fmt.format(result[key]) for _, key, fmt in COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backends", default="llama-cpp,transformers", help="comma-separated (default: both)")
+    parser.add_argument("--runs", type=int, default=3, help="measured runs per backend after a warm-up (default 3)")
+    parser.add_argument("--max-tokens", type=int, default=64, help="answer length cap (default 64)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(child(args.child, args.runs, args.max_tokens)))
+        return
+
+    results = [run_backend(b.strip(), args.runs, args.max_tokens) for b in args.backends.split(",") if b.strip()]
+    if args.json:
+        print(json.dumps({"cpus": os.cpu_count(), "runs": args.runs, "max_tokens": args.max_tokens, "results": results}, indent=2))
+        return
+    first = next((r for r in results if "error" not in r), None)
+    if first:
+        print(f"prompt: {first['prompt_tokens']} tokens (warm-prefix prompt {first['warm_prompt_tokens']}); "
+              f"answers capped at {args.max_tokens} tokens; {first['threads']} threads; medians of {args.runs} runs\n")
+    print(table(results))
+    for result in results:
+        if "error" not in result:
+            print(f"\n{result['backend']} ({result['model']}): {result['sample_answer']!r}")
+
+
+if __name__ == "__main__":
+    main()
