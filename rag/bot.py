@@ -157,40 +157,55 @@ class Bot:
             return
 
         hits = select_passages(hits, self.documents, k)
-        messages = answer_messages(standalone, hits)
         generator = self.generator
-        pieces: list[str] = []
-        first_token = None
-        held = ""  # text that may still turn out to be NOT_IN_PASSAGES, which is not shown
-        with self._model_lock:
-            for piece in generator.stream(messages, max_tokens=_ANSWER_TOKENS):
-                if first_token is None:
-                    first_token = time.perf_counter()
-                pieces.append(piece)
-                held += piece
-                if NOT_FOUND.startswith(held.strip()) or model_declined(held):
-                    continue
-                yield held
-                held = ""
-        text = "".join(pieces)
+        state = {"first_token": None}
+        messages = answer_messages(standalone, hits)
+        text = yield from self._generate(messages, state)
+        checked = check_answer(text, hits, standalone, self.documents)
+        if checked.declined and model_declined(text) and len(hits) > 1:
+            # The small model gives up too easily when several passages compete for its attention
+            # (measured: 2 of 18 answerable questions, evidence ranked first). Asking once more with
+            # the best passage alone costs ~1.5 s on a decline and rescues those; the citation check
+            # still guards the second answer like the first.
+            focused = hits[:1]
+            retry_messages = answer_messages(standalone, focused)
+            retry_text = yield from self._generate(retry_messages, state)
+            retry = check_answer(retry_text, focused, standalone, self.documents)
+            if not retry.declined:
+                hits, messages, text, checked = focused, retry_messages, retry_text, retry
         finished = time.perf_counter()
         timings.update(
-            first_token=round((first_token or finished) - started, 3),
+            first_token=round((state["first_token"] or finished) - started, 3),
             total=round(finished - started, 3),
             backend=generator.backend,
             model=generator.model_name,
             prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
             completion_tokens=generator.count_tokens(text) if text else 0,
         )
-
-        checked = check_answer(text, hits, standalone, self.documents)
+        common = dict(hits=hits, timings=timings, rewritten_question=rewritten, unsupported_sentences=checked.unsupported,
+                      prompt=_render(messages), raw_answer=text)
         if checked.declined:
             reason = "model_declined" if not checked.sentences else "unsupported"
-            yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten,
-                         unsupported_sentences=checked.unsupported, decline_reason=reason, prompt=_render(messages), raw_answer=text)
-            return
-        yield Answer(question, checked.text, True, citations=checked.citations, hits=hits, timings=timings,
-                     rewritten_question=rewritten, unsupported_sentences=checked.unsupported, prompt=_render(messages), raw_answer=text)
+            yield Answer(question, REFUSAL, False, decline_reason=reason, **common)
+        else:
+            yield Answer(question, checked.text, True, citations=checked.citations, **common)
+
+    def _generate(self, messages: list[dict[str, str]], state: dict) -> Iterator[str]:
+        """Stream the model's reply to `messages`, holding back a NOT_IN_PASSAGES reply (it is
+        not text for the user); returns the whole reply. Records the first token's time in `state`."""
+        pieces: list[str] = []
+        held = ""
+        with self._model_lock:
+            for piece in self.generator.stream(messages, max_tokens=_ANSWER_TOKENS):
+                if state["first_token"] is None:
+                    state["first_token"] = time.perf_counter()
+                pieces.append(piece)
+                held += piece
+                if NOT_FOUND.startswith(held.strip()) or model_declined(held):
+                    continue
+                yield held
+                held = ""
+        return "".join(pieces)
 
 
 def _render(messages: list[dict[str, str]]) -> str:

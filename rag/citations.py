@@ -16,13 +16,17 @@ import re
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
-from .lexical import STOP_WORDS, tokenize
+from .lexical import STOP_WORDS, stems, tokenize
 from .prompts import NOT_FOUND
 from .schema import Citation, Document, Hit
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
+# Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
+_FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
+                 "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
+                 "paper", "review", "articl", "author"}
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
 _DECLINE = re.compile(
     r"(passages?|documents?|text|context|sources?)\s+(do|does|did)\s+not\s+(contain|mention|say|provide|specify|state|include|answer)"
@@ -72,14 +76,22 @@ def _names(text: str) -> set[str]:
     return names
 
 
+def _mentioned(name: str, evidence_lower: str) -> bool:
+    """A name is in the passages, allowing another ending of the same word ("Pakistani" for
+    "Pakistan's", "American" for "America")."""
+    return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
+
+
 def _support(sentence: str, passages: list[str], question: str) -> tuple[float, list[str]]:
     """Score in 0..1 of how much of `sentence` the passages state, and the facts they lack."""
     evidence = " ".join(passages)
-    evidence_words = set(tokenize(evidence))
+    evidence_words = stems(evidence)
     evidence_lower = evidence.lower()
     missing = sorted(n for n in _numbers(sentence) if n not in _numbers(evidence))
-    missing += sorted(n for n in _names(sentence) if n not in evidence_lower and n not in question.lower())
-    words = set(tokenize(sentence)) - set(tokenize(question))
+    # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
+    # a claim about something no passage mentions, however the question was worded.
+    missing += sorted(n for n in _names(sentence) if not _mentioned(n, evidence_lower))
+    words = stems(sentence) - stems(question) - _FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing
     covered = len(words & evidence_words) / len(words)
@@ -127,6 +139,44 @@ def _source_span(hit: Hit, start: int, end: int, documents: dict[str, Document])
     return document.original_span(clean_start + start, clean_start + end)
 
 
+def _best_supporting_passage(sentence: str, passages: list[str], question: str) -> int | None:
+    """Number of the passage that supports `sentence` best, if one supports it at all."""
+    scored = [(_support(sentence, [p], question), n) for n, p in enumerate(passages, start=1)]
+    supporting = [(score, n) for (score, missing), n in scored if score >= MIN_WORD_SUPPORT and not missing]
+    return max(supporting, key=lambda item: (item[0], -item[1]))[1] if supporting else None
+
+
+def _extract_for_markers(text: str, passages: list[str], question: str) -> list[tuple[str, list[int]]]:
+    """When the model answered with markers alone ("[2]"), answer with the cited passage's own
+    sentence that best matches the question: verbatim, so nothing is claimed that it does not say."""
+    numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
+    numbers = [n for n in numbers if 1 <= n <= len(passages)]
+    if not numbers or _MARKER.sub("", text).strip(" .\n"):
+        return []
+    passage = passages[numbers[0] - 1]
+    start, end = _best_sentence(passage, question)
+    return [(passage[start:end], [numbers[0]])]
+
+
+_DEFINITION = re.compile(r"((?:[A-Z][\w'-]*\s+){0,6}[A-Z][\w'-]*)\s+\(([A-Z]{2,6})\)")
+
+
+def expand_acronyms(answer: str, passages: str) -> str:
+    """Spell out an abbreviation the passages define ("Coalition Support Fund (CSF)") at its first
+    use in the answer, when the answer does not already: readers should not have to guess."""
+    for match in _DEFINITION.finditer(passages):
+        words, acronym = match.group(1).split(), match.group(2)
+        # The full name is the last len(acronym) capitalised words, when their initials spell it.
+        full = words[-len(acronym):]
+        if len(full) != len(acronym) or "".join(w[0] for w in full).upper() != acronym:
+            continue
+        name = " ".join(full)
+        if name.lower() in answer.lower():
+            continue
+        answer = re.sub(rf"\b{acronym}\b(?!\))", f"{name} ({acronym})", answer, count=1)
+    return answer
+
+
 def _with_markers(sentence: CheckedSentence) -> str:
     """'The fund paid [1][2].': markers go before the closing punctuation."""
     text = sentence.text.rstrip()
@@ -140,19 +190,29 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
     if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
+    sentences = _parse(text, len(hits))
+    if not sentences:
+        sentences = _extract_for_markers(text, passages, question)
     checked: list[CheckedSentence] = []
-    for sentence, cited in _parse(text, len(hits)):
-        if not cited:
-            # Attribute an unmarked sentence to the single passage that supports it best.
-            scored = [(_support(sentence, [p], question), n) for n, p in enumerate(passages, start=1)]
-            (score, missing), n = max(scored, key=lambda item: (item[0][0] - len(item[0][1]), -item[1]))
-            cited = [n] if score >= MIN_WORD_SUPPORT and not missing else []
+    for sentence, cited in sentences:
         score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])
+        if not cited or score < MIN_WORD_SUPPORT or missing:
+            # No marker, or a marker naming the wrong passage (small models often cite [1] for
+            # everything): attribute the sentence to the one passage that does support it, if any.
+            best = _best_supporting_passage(sentence, passages, question)
+            if best is not None:
+                cited = [best]
+                score, missing = _support(sentence, [passages[best - 1]], question)
         supported = bool(cited) and score >= MIN_WORD_SUPPORT and not missing
         checked.append(CheckedSentence(sentence, cited, supported, score, missing))
 
     shown = [s for s in checked if s.supported]
-    answer_text = " ".join(_with_markers(s) for s in shown)
+    cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
+    if shown and _numbers(question) - _numbers(cited_text):
+        # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
+        # whatever the model wrote, it is not an answer from these passages.
+        return CheckedAnswer("", checked, [], [s.text for s in checked], declined=True)
+    answer_text = expand_acronyms(" ".join(_with_markers(s) for s in shown), cited_text)
 
     citations: list[Citation] = []
     for n in sorted({n for s in shown for n in s.cited}):

@@ -7,6 +7,7 @@ abbreviations such as "CSF" or "IMET" survive as exact tokens.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 STOP_WORDS = frozenset(
@@ -32,3 +33,16 @@ def _fold(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     return [_fold(w) for w in _WORD.findall(text.lower().replace("’", "'")) if w not in STOP_WORDS]
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+def stems(text: str) -> set[str]:
+    """Word stems ("aimed" and "aim" -> "aim"): to compare a generated sentence with a passage
+    that says the same thing in another form of the same words."""
+    return set(_stemmer().stemWords(tokenize(text)))

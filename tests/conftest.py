@@ -113,10 +113,11 @@ class FakeGenerator:
 
 def passage_number(messages: list[dict[str, str]], phrase: str) -> int:
     """The number [n] of the passage in the prompt that contains `phrase` (for scripted replies)."""
-    for line in messages[-1]["content"].splitlines():
-        match = re.match(r"\[(\d+)\] ", line)
-        if match and phrase.lower() in line.lower():
-            return int(match.group(1))
+    # A passage runs from its "[n] " line start to the next one (it may span several lines).
+    parts = re.split(r"(?m)^\[(\d+)\] ", messages[-1]["content"])
+    for number, passage in zip(parts[1::2], parts[2::2]):
+        if phrase.lower() in passage.split("\n\nQuestion:")[0].lower():
+            return int(number)
     raise AssertionError(f"no passage in the prompt contains {phrase!r}")
 
 

@@ -91,10 +91,10 @@ def test_question_without_evidence_is_declined_without_calling_the_model(make_bo
 
 @pytest.mark.parametrize("reply", [NOT_FOUND, ["NOT", "_IN", "_PASS", "AGES"], [" ", "NOT_IN_PASSAGES", "\n"]])
 def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, reply):
-    bot, generator = make_bot(reply)
+    bot, generator = make_bot(reply, reply)  # declines, then declines the focused retry too
     items = list(bot.ask_stream("When did the Gwadar port open?"))
     pieces, [answer] = split_stream(items)
-    assert len(generator.calls) == 1
+    assert len(generator.calls) == 2
     assert not answer.answered and answer.decline_reason == "model_declined"
     assert answer.answer == REFUSAL and answer.citations == []
     assert not any("NOT" in p or "PASS" in p for p in pieces)
@@ -216,3 +216,22 @@ def test_search_gives_ranked_hits_without_the_model(make_bot):
     hits = bot.search("When did IMET cease operations?", k=2)
     assert len(hits) == 2 and "IMET ceased operations" in hits[0].text
     assert generator.calls == []
+
+
+def test_a_decline_is_retried_once_with_the_best_passage_alone(make_bot):
+    def focused_reply(messages):
+        return f"The Gwadar port opened in 2007 [{passage_number(messages, 'Gwadar port opened')}]."
+
+    bot, generator = make_bot(NOT_FOUND, focused_reply)
+    answer = bot.ask("When did the Gwadar port open?", k=3)
+    assert len(generator.calls) == 2
+    first, retry = (call["messages"][-1]["content"] for call in generator.calls)
+    assert "[2] " in first and "[2] " not in retry and "[1] " in retry  # the retry sees one passage
+    assert answer.answered and "2007" in answer.answer
+    assert len(answer.hits) == 1 and answer.citations[0].n == 1
+
+
+def test_no_retry_when_only_one_passage_was_given(make_bot):
+    bot, generator = make_bot(NOT_FOUND)
+    answer = bot.ask("When did the Gwadar port open?", k=1)
+    assert len(generator.calls) == 1 and not answer.answered

@@ -53,7 +53,7 @@ def test_marker_naming_no_passage_is_dropped(hits, documents, marker):
 def test_list_of_markers_is_parsed(hits, documents):
     result = check("CSF reimbursed Pakistan's army for operating costs [1, 2].", hits, documents)
     assert result.sentences[0].cited == [1, 2]
-    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1][2]."
+    assert result.text == "Coalition Support Fund (CSF) reimbursed Pakistan's army for operating costs [1][2]."
     assert [c.n for c in result.citations] == [1, 2]
     assert [c.supported for c in result.citations] == [True, False]  # [2] alone does not say it
 
@@ -61,12 +61,12 @@ def test_list_of_markers_is_parsed(hits, documents):
 def test_marker_only_trailing_sentence_belongs_to_the_sentence_before(hits, documents):
     result = check("CSF reimbursed Pakistan's army for operating costs. [1]", hits, documents)
     assert len(result.sentences) == 1 and result.sentences[0].cited == [1]
-    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1]."
+    assert result.text == "Coalition Support Fund (CSF) reimbursed Pakistan's army for operating costs [1]."
 
 
 def test_sentence_with_a_number_its_passage_lacks_is_removed(hits, documents):
     result = check("CSF reimbursed Pakistan's army for operating costs [1]. It paid $5 billion in 1999 [1].", hits, documents)
-    assert result.text == "CSF reimbursed Pakistan's army for operating costs [1]."
+    assert result.text == "Coalition Support Fund (CSF) reimbursed Pakistan's army for operating costs [1]."
     assert result.unsupported == ["It paid $5 billion in 1999."]
     assert sorted(result.sentences[1].missing) == ["1999", "5"]
     assert not result.declined
@@ -170,3 +170,26 @@ def test_a_sentence_opening_word_is_not_a_name(hits, documents, opener):
 def test_quote_does_not_run_across_paragraphs(hits, documents):
     [citation] = check("The Gwadar port opened in 2007 [3].", hits, documents, "When did the Gwadar port open?").citations
     assert citation.quote == "The Gwadar port opened in 2007 with Chinese funding."
+
+
+# --- acronyms and figures the question asks about ----------------------------------------------------
+
+
+def test_an_abbreviation_the_passages_define_is_spelled_out_once():
+    from rag.citations import expand_acronyms
+
+    passages = "The United States established the Coalition Support Fund (CSF) to reimburse costs."
+    assert expand_acronyms("CSF paid costs [1]. CSF grew [1].", passages) == "Coalition Support Fund (CSF) paid costs [1]. CSF grew [1]."
+    assert expand_acronyms("The Coalition Support Fund (CSF) paid [1].", passages) == "The Coalition Support Fund (CSF) paid [1]."
+    assert expand_acronyms("IMET ended [1].", passages) == "IMET ended [1]."  # not defined there: unchanged
+
+
+def test_a_year_the_question_asks_about_that_no_cited_passage_has_means_no_answer(hits, documents):
+    result = check("CSF reimbursed Pakistan's army for operating costs [1].", hits, documents, "What did CSF pay in 2023?")
+    assert result.declined and result.citations == []
+
+
+def test_a_name_from_the_question_that_no_passage_mentions_is_not_supported(hits, documents):
+    result = check("The Kerry-Lugar-Berman Act reimbursed Pakistan's army for operating costs [1].", hits, documents,
+                   "What did the Kerry-Lugar-Berman Act provide?")
+    assert result.declined and result.unsupported

@@ -10,17 +10,18 @@ def hit(n: int, text: str, title: str = "A Review of Aid to Pakistan") -> Hit:
     return Hit(rank=n, chunk=Chunk(f"c{n}", "seeds/a.md", title, "", 0, len(text), text), score=1.0)
 
 
-def test_passages_are_numbered_from_one_with_their_title_one_a_line():
+def test_passages_are_numbered_from_one_keeping_their_line_structure():
     hits = [hit(1, "INTRODUCTION:\n\nPakistan received aid.\nMore  text."), hit(2, "The port opened.", "Gwadar port")]
-    assert format_passages(hits) == ("[1] (A Review of Aid to Pakistan) INTRODUCTION: Pakistan received aid. More text.\n"
-                                     "[2] (Gwadar port) The port opened.")
+    assert format_passages(hits) == ("[1] INTRODUCTION:\nPakistan received aid.\nMore text.\n"
+                                     "[2] The port opened.")
 
 
-def test_answer_messages_put_passages_then_question():
+def test_answer_messages_put_the_question_before_and_after_the_passages():
     messages = answer_messages("When did the port open?", [hit(1, "The port opened in 2007.")])
     assert [m["role"] for m in messages] == ["system", "user"]
     assert messages[0]["content"] == SYSTEM
-    assert messages[1]["content"] == "Passages:\n[1] (A Review of Aid to Pakistan) The port opened in 2007.\nQuestion: When did the port open?\nAnswer:"
+    assert messages[1]["content"] == ("Question: When did the port open?\n\nPassages:\n[1] The port opened in 2007.\n\n"
+                                      "Question: When did the port open?\nAnswer:")
 
 
 def test_rewriting_shares_the_system_message_and_names_both_turns():

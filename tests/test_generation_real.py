@@ -1,0 +1,57 @@
+"""The real generator backends on a tiny grounded prompt (marked: loads the real model).
+
+Asserts key facts only, never exact generated text. Prompts and answers are kept short because CI
+runs these; the transformers case includes the one-time GGUF -> bf16 conversion on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.generation import Generator, load_generator
+from rag.settings import Settings
+
+pytestmark = pytest.mark.real_model
+
+MESSAGES = [
+    {"role": "system", "content": "Answer in one sentence using only the passage."},
+    {
+        "role": "user",
+        "content": "Passage: The Coalition Support Fund (CSF) reimbursed Pakistan's army.\n\nQuestion: What is CSF?",
+    },
+]
+
+
+@pytest.fixture(scope="module", params=["llama-cpp", "transformers"])
+def generator(request) -> Generator:
+    return load_generator(Settings.from_env().with_overrides(backend=request.param))
+
+
+def answer(generator: Generator, **options) -> str:
+    return "".join(generator.stream(MESSAGES, **options))
+
+
+def test_answer_is_grounded_in_the_passage(generator):
+    assert isinstance(generator, Generator)
+    text = answer(generator, max_tokens=16)
+    assert "coalition support fund" in text.lower()
+
+
+def test_max_tokens_is_respected(generator):
+    text = answer(generator, max_tokens=4)
+    assert text and generator.count_tokens(text) <= 4
+
+
+def test_a_stop_string_ends_the_answer_before_it(generator):
+    text = answer(generator, max_tokens=16, stop=["Fund"])
+    assert "Coalition Support" in text  # it got there...
+    assert "Fund" not in text  # ...and stopped right before the stop string
+
+
+def test_closing_early_leaves_the_generator_usable(generator):
+    stream = generator.stream(MESSAGES, max_tokens=16)
+    first = next(stream)
+    stream.close()  # what `break` or Ctrl-C in the consumer does
+    assert first
+    assert load_generator(Settings.from_env().with_overrides(backend=generator.backend)) is generator  # loaded once
+    assert "coalition" in answer(generator, max_tokens=6).lower()
