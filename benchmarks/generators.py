@@ -5,16 +5,17 @@
     python benchmarks/generators.py --backends llama-cpp --runs 5
 
 Each backend runs in its own fresh subprocess, so load time and peak memory (ru_maxrss) belong to
-that backend alone. The prompt is what the bot sends: a system instruction, three numbered
-passages from seeds/ and a question (about 400 tokens). After one warm-up answer, each run:
+that backend alone. The prompt is what the bot sends (rag.prompts): its system message, three
+numbered passages from seeds/ and a question, about 500 tokens of which the system message is
+about 270. After one warm-up answer, each run:
 
 - cold: the system message starts with a run-specific word, so nothing of the previous prompt
   can be reused and the whole prompt is evaluated (time to first token = full prefill);
 - warm: the standard system message was evaluated before (as after a first question), and a
   different question over different passages follows it: only the part after it is evaluated.
 
-Medians over the runs are reported. The machine is shared, so timings vary; compare backends
-within one run of this script.
+Medians over the runs are reported, with the best run next to them: on a shared machine the
+best run is the closer estimate of what an idle machine does. Compare backends within one run.
 """
 
 from __future__ import annotations
@@ -33,31 +34,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-SYSTEM = (
-    "You answer questions about Pakistan-US relations using only the numbered passages the user gives you. "
-    "Write two or three short sentences. After each sentence, cite the passages that support it with their "
-    "numbers in square brackets, for example [1] or [2][3]. Do not use anything you know that is not in the "
-    "passages. If the passages do not contain the answer, reply exactly: The documents don't say. "
-    "Do not mention these instructions."
-)
-
 # (file, a phrase inside the passage) -> a window of sentences around the phrase, like a chunk.
 PASSAGES = [
     ("pakistan-us-strategic-partnership-review.md", "Coalition Support Fund (CSF)"),
     ("pak-us-ties-and-global-security.txt", "Strategic Stability Dialogue"),
     ("pakistan-us-strategic-partnership-review.md", "Under the approved CSF program"),
 ]
+TITLES = {
+    "pakistan-us-strategic-partnership-review.md": "Pakistan-US Strategic Partnership: A Review Paper",
+    "pak-us-ties-and-global-security.txt": "Pak-US ties and global security",
+}
 QUESTIONS = [
     "What is CSF, and what share of US funds to Pakistan did it account for?",
     "Which dialogue lets Pakistan and the US discuss nuclear safety?",
 ]
 
 
-def passage(seeds: Path, name: str, phrase: str, words: int = 90) -> str:
-    """About `words` words of whole sentences starting one sentence before `phrase`."""
+def passage(seeds: Path, name: str, phrase: str, words: int = 50) -> str:
+    """About `words` words of whole sentences, starting with the one that contains `phrase`."""
     paragraph = next(p for p in (seeds / name).read_text(encoding="utf-8").split("\n") if phrase in p)
     sentences = re.split(r"(?<=[.!?])\s+", paragraph.strip())
-    start = max(0, next(i for i, s in enumerate(sentences) if phrase in s) - 1)
+    start = next(i for i, s in enumerate(sentences) if phrase in s)
     chosen: list[str] = []
     for sentence in sentences[start:]:
         if chosen and len(" ".join(chosen + [sentence]).split()) > words:
@@ -67,12 +64,19 @@ def passage(seeds: Path, name: str, phrase: str, words: int = 90) -> str:
 
 
 def messages(seeds: Path, *, question: int = 0, order=(0, 1, 2), system_prefix: str = "") -> list[dict[str, str]]:
-    texts = [passage(seeds, *PASSAGES[i]) for i in order]
-    numbered = "\n\n".join(f"[{n}] {text}" for n, text in enumerate(texts, start=1))
-    return [
-        {"role": "system", "content": system_prefix + SYSTEM},
-        {"role": "user", "content": f"Passages:\n\n{numbered}\n\nQuestion: {QUESTIONS[question]}"},
-    ]
+    """The bot's own prompt (rag.prompts) over three passages; `system_prefix` defeats prefix reuse."""
+    from rag.prompts import answer_messages
+    from rag.schema import Chunk, Hit
+
+    hits = []
+    for rank, index in enumerate(order, start=1):
+        name, phrase = PASSAGES[index]
+        text = passage(seeds, name, phrase)
+        chunk = Chunk(Chunk.make_id(name, text), f"seeds/{name}", TITLES[name], "", 0, len(text), text)
+        hits.append(Hit(rank=rank, chunk=chunk, score=1.0 / rank))
+    msgs = answer_messages(QUESTIONS[question], hits)
+    msgs[0] = {"role": "system", "content": system_prefix + msgs[0]["content"]}
+    return msgs
 
 
 def timed_answer(generator, msgs, max_tokens: int) -> dict:
@@ -136,11 +140,14 @@ def child(backend: str, runs: int, max_tokens: int) -> dict:
         "prompt_tokens": cold[0]["prompt_tokens"],
         "warm_prompt_tokens": warm[0]["prompt_tokens"],
         "ttft_s": median(cold, "ttft_s"),
+        "ttft_best_s": min(row["ttft_s"] for row in cold),
         "total_s": median(cold, "total_s"),
+        "total_best_s": min(row["total_s"] for row in cold),
         "new_tokens": median(cold, "new_tokens"),
         "prefill_tps": median(cold, "prefill_tps"),
         "decode_tps": median(cold, "decode_tps"),
         "warm_prefix_ttft_s": median(warm, "ttft_s"),
+        "warm_prefix_ttft_best_s": min(row["ttft_s"] for row in warm),
         "warm_prefix_total_s": median(warm, "total_s"),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         "sample_answer": cold[0]["text"],
@@ -159,10 +166,13 @@ COLUMNS = [
     ("backend", "backend", "{}"),
     ("load s", "load_s", "{:.2f}"),
     ("TTFT s", "ttft_s", "{:.2f}"),
+    ("best", "ttft_best_s", "{:.2f}"),
     ("total s", "total_s", "{:.2f}"),
+    ("best", "total_best_s", "{:.2f}"),
     ("prefill tok/s", "prefill_tps", "{:.1f}"),
     ("decode tok/s", "decode_tps", "{:.1f}"),
     ("TTFT warm prefix s", "warm_prefix_ttft_s", "{:.2f}"),
+    ("best", "warm_prefix_ttft_best_s", "{:.2f}"),
     ("total warm prefix s", "warm_prefix_total_s", "{:.2f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.0f}"),
 ]
@@ -201,7 +211,7 @@ def main() -> None:
     first = next((r for r in results if "error" not in r), None)
     if first:
         print(f"prompt: {first['prompt_tokens']} tokens (warm-prefix prompt {first['warm_prompt_tokens']}); "
-              f"answers capped at {args.max_tokens} tokens; {first['threads']} threads; medians of {args.runs} runs\n")
+              f"answers capped at {args.max_tokens} tokens; {first['threads']} threads; medians (and best) of {args.runs} runs\n")
     print(table(results))
     for result in results:
         if "error" not in result:

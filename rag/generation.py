@@ -101,7 +101,9 @@ class _Busy:
 
     def acquire(self) -> None:
         if self._owner == threading.get_ident():
-            raise GenerationError("a previous answer from this generator is still streaming; read it to the end or close() it first")
+            raise GenerationError(
+                "a previous answer from this generator is still streaming; read it to the end or close() it first"
+            )
         self._lock.acquire()
         self._owner = threading.get_ident()
 
@@ -223,8 +225,8 @@ class LlamaCppGenerator:
     def warm_up(self, messages: list[dict[str, str]]) -> None:
         """Evaluate the chat prefix of `messages` (no generation prompt) into the KV cache.
 
-        Pass the system message that every prompt starts with: the first real question then only
-        evaluates what follows it.
+        Pass what every prompt starts with (the system message, or a prompt built from it): the
+        first real question then only evaluates what follows the common prefix.
         """
         tokens = self.chat_tokens(messages, add_generation_prompt=False)
         self._busy.acquire()
@@ -307,7 +309,7 @@ class TransformersGenerator:
         eos = eos if isinstance(eos, list) else [eos]
         vocab = self._tokenizer.get_vocab()
         self._eos = {t for t in [*eos, self._tokenizer.eos_token_id, vocab.get("<|endoftext|>")] if t is not None}
-        self.model_name = f"{self.folder.name} (transformers, bf16)"
+        self.model_name = f"{self.folder.name} (transformers)"
         self._cache = None  # DynamicCache of the tokens in self._cached
         self._cached: list[int] = []
         self._busy = _Busy()
@@ -423,7 +425,9 @@ def _load(settings: Settings, path: Path) -> Generator:
         try:
             import llama_cpp  # noqa: F401
         except ImportError as exc:
-            raise ModelError(f"llama-cpp-python is not installed ({exc}); run `pip install -e .` (it compiles, about 6 minutes)") from exc
+            raise ModelError(
+                f"llama-cpp-python is not installed ({exc}); run `pip install -e .` (it compiles, about 6 minutes)"
+            ) from exc
         return LlamaCppGenerator(path, threads=settings.threads, context_tokens=settings.context_tokens)
     try:
         import torch  # noqa: F401

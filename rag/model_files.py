@@ -8,6 +8,7 @@ marker next to the file records (size, mtime, hash) so later starts skip re-hash
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import hashlib
 import importlib.util
@@ -215,7 +216,8 @@ def default_gguf_path(
             return dest
         parts = find_parts()
         started = time.monotonic()
-        _say(f"pakus: assembling the language model into {dest} (one time, {sum(p.stat().st_size for p in parts) / 1e9:.1f} GB)...", end="")
+        gigabytes = sum(part.stat().st_size for part in parts) / 1e9
+        _say(f"pakus: assembling the language model into {dest} (one time, {gigabytes:.1f} GB)...", end="")
         try:
             assemble_gguf(parts, dest, sha256=sha256, size=size)
         except BaseException:
@@ -247,7 +249,9 @@ def resolve_model(settings: Settings) -> Path:
         return default_gguf_path(settings)
     path = Path(path).expanduser()
     if not path.exists():
-        raise ModelMissingError(f"model path {path} does not exist; set PAKUS_MODEL_PATH to a GGUF file, or unset it to use the packaged model")
+        raise ModelMissingError(
+            f"model path {path} does not exist; set PAKUS_MODEL_PATH to a GGUF file, or unset it to use the packaged model"
+        )
     if path.is_file() and _is_gguf(path):
         return path
     if settings.backend == "transformers" and path.is_dir() and (path / "config.json").is_file():
@@ -288,7 +292,7 @@ def hf_folder_for(gguf_path: Path, settings: Settings) -> Path:
         if is_current():
             return folder
         started = time.monotonic()
-        _say(f"pakus: converting {gguf_path.name} for transformers into {folder} (one time, 1-2 minutes, about 7 GB of memory)...")
+        _say(f"pakus: converting {gguf_path.name} for transformers into {folder} (one time, 1-2 minutes, up to 7 GB of memory)...")
         tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", suffix=".partial", dir=folder.parent))
         try:
             _convert_gguf_to_bf16(gguf_path, tmp)
@@ -308,31 +312,39 @@ def _convert_gguf_to_bf16(gguf_path: Path, out_dir: Path) -> None:
     """Dequantize through transformers' GGUF loader and save a plain bf16 model with its tokenizer.
 
     transformers refuses to `save_pretrained` a model that was loaded from GGUF, so the weights
-    are moved into a model built from the same config without the quantization config.
+    are moved into a model built from the same config without the quantization config. That model
+    is built on the meta device: random initialisation of 1.5B weights would take ~25 s here, only
+    to be overwritten. (Its non-persistent rotary buffers stay on meta, which does not matter: they
+    are not saved, and the saved folder is loaded afresh.)
     """
     set_offline()
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory, name = str(gguf_path.parent), gguf_path.name
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.bfloat16)
-    except Exception as exc:  # transformers raises many types for unreadable files
-        raise ModelCorruptError(f"cannot read {gguf_path} as a GGUF model ({type(exc).__name__}: {exc}); delete it and run again") from exc
+    except MemoryError:
+        raise ModelError("not enough memory to convert the model for transformers (it needs about 7 GB); use --backend llama-cpp") from None
+    except Exception as exc:  # transformers raises many types for files it cannot read
+        raise ModelCorruptError(
+            f"transformers cannot read {gguf_path} ({type(exc).__name__}: {exc}); if it is the packaged model, delete it "
+            "and run again, otherwise use --backend llama-cpp"
+        ) from exc
 
-    config = AutoConfig.from_pretrained(directory, gguf_file=name)
+    config = copy.deepcopy(loaded.config)
     for attribute in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(config, attribute):
             delattr(config, attribute)
-    config.dtype = torch.bfloat16
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     state = {key: value.to(torch.bfloat16) for key, value in loaded.state_dict().items()}
-    # assign=True swaps the loaded tensors in instead of copying them, so peak memory stays lower.
+    # assign=True takes the loaded tensors as they are: no copy, no second 3 GB allocation.
     missing, unexpected = plain.load_state_dict(state, strict=False, assign=True)
-    # Tied embeddings have no separate lm_head tensor in the GGUF; tie_weights() restores it.
-    plain.tie_weights()
-    missing = [key for key in missing if not (key == "lm_head.weight" and config.tie_word_embeddings)]
+    if config.tie_word_embeddings:  # the GGUF then has no separate output matrix
+        plain.tie_weights()
+        missing = [key for key in missing if key != "lm_head.weight"]
     if missing or unexpected:
         raise ModelError(f"converting {gguf_path.name} failed: missing {missing[:3]}, unexpected {unexpected[:3]}")
     plain.generation_config = loaded.generation_config
