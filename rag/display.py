@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from collections.abc import Iterable
@@ -80,6 +81,10 @@ def print_explain(answer: Answer) -> None:
         click.echo(f"  {'declined':<18} {answer.decline_reason}")
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
+
+
 def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> Answer:
     """Print text pieces as they arrive, then the checked answer's sources."""
     streamed = ""
@@ -96,8 +101,9 @@ def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> An
         click.echo()
     if not answer.answered and REFUSAL not in streamed:
         click.echo(REFUSAL)
-    elif answer.answered and answer.unsupported_sentences:
-        # The check removed something: show what stands.
+    elif answer.answered and _words(streamed) != _words(answer.answer):
+        # The check changed the words (removed a sentence, spelled out an abbreviation): show what
+        # stands. Moved or renumbered [n] markers alone are not worth a second copy.
         click.echo(click.style("Checked answer: ", bold=True) + answer.answer)
     click.echo()
     print_sources(answer)

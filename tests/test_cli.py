@@ -271,3 +271,16 @@ def test_pakus_help_is_instant_and_imports_nothing_heavy():
              "'sentence_transformers', 'bm25s') if m in sys.modules]; assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_streamed_text_is_followed_by_the_checked_answer_only_when_its_words_changed(capsys):
+    from rag.display import stream_answer
+    from rag.schema import Answer
+
+    same = Answer("q", "CSF paid costs [1].", True)
+    stream_answer(iter(["CSF paid ", "costs. [1]", same]))
+    assert "Checked answer" not in capsys.readouterr().out
+
+    changed = Answer("q", "Coalition Support Fund (CSF) paid costs [1].", True)
+    stream_answer(iter(["CSF paid costs [1].", changed]))
+    assert "Checked answer: Coalition Support Fund (CSF) paid costs [1]." in capsys.readouterr().out
