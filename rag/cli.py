@@ -152,7 +152,7 @@ def search(query: str, k: int, as_json: bool) -> None:
 # --- ask / chat --------------------------------------------------------------------------------
 
 _generation_options = [
-    click.option("-k", "k", type=int, default=None, help="Passages given to the model (default 3, or PAKUS_K)."),
+    click.option("-k", "k", type=int, default=None, help="Passages given to the model (default 2, or PAKUS_K)."),
     click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Generator runtime (default llama-cpp, or PAKUS_BACKEND)."),
     click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
                  help="Another local model: a GGUF file, or a transformers folder for --backend transformers."),
