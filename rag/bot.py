@@ -124,12 +124,7 @@ class Bot:
         return rewritten
 
     def ask(self, question: str, *, history: list[tuple[str, Answer]] | None = None, k: int | None = None) -> Answer:
-        answer = None
-        for item in self.ask_stream(question, history=history, k=k):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None  # ask_stream always ends with an Answer
-        return answer
+        return final_answer(self.ask_stream(question, history=history, k=k))
 
     def ask_stream(self, question: str, *, history: list[tuple[str, Answer]] | None = None, k: int | None = None,
                    rewritten: str | None = None) -> Iterator[str | Answer]:
@@ -208,6 +203,17 @@ class Bot:
         return "".join(pieces)
 
 
+def final_answer(items: Iterator[str | Answer]) -> Answer:
+    """Run a streamed answer to its end and return the `Answer` it always finishes with."""
+    answer = None
+    for item in items:
+        if isinstance(item, Answer):
+            answer = item
+    if answer is None:
+        raise PakusError("the answer stream ended without an answer")  # a bug of ours, said plainly
+    return answer
+
+
 def _render(messages: list[dict[str, str]]) -> str:
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
 
@@ -223,12 +229,7 @@ class Chat:
         return self.bot.rewrite(question, self.history)
 
     def ask(self, question: str, k: int | None = None) -> Answer:
-        answer = None
-        for item in self.ask_stream(question, k=k):
-            if isinstance(item, Answer):
-                answer = item
-        assert answer is not None
-        return answer
+        return final_answer(self.ask_stream(question, k=k))
 
     def ask_stream(self, question: str, k: int | None = None, *, rewritten: str | None = None) -> Iterator[str | Answer]:
         for item in self.bot.ask_stream(question, history=self.history, k=k, rewritten=rewritten):

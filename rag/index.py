@@ -121,7 +121,7 @@ def build_index(settings: Settings, embedder: Embedder | None = None, *, progres
     dense = faiss.IndexFlatIP(embedder.dimension)
     dense.add(vectors)
     lexical = bm25s.BM25()
-    lexical.index([tokenize(lexical_text(c)) or ["<empty>"] for c in chunks], show_progress=False)
+    lexical.index([tokenize(embedding_text(c)) or ["<empty>"] for c in chunks], show_progress=False)
 
     target = settings.index
     with _build_lock(target):
@@ -155,12 +155,9 @@ def build_index(settings: Settings, embedder: Embedder | None = None, *, progres
 
 
 def embedding_text(chunk: Chunk) -> str:
+    """What both the dense and the BM25 index see of a chunk."""
     # The section heading gives a short passage its context ("Reimbursement for Military Service").
     return chunk.text if not chunk.section or chunk.text.startswith(chunk.section) else f"{chunk.section}: {chunk.text}"
-
-
-def lexical_text(chunk: Chunk) -> str:
-    return embedding_text(chunk)
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:

@@ -233,3 +233,12 @@ def tiny_index(tiny_docs, fake_embedder):
     from rag.index import build_index
 
     return tiny_docs, build_index(tiny_docs, fake_embedder, progress=False)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (for tests that start the UI server)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

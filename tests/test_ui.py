@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from conftest import free_port
 
 from rag.errors import InvalidInputError, ModelMissingError
 from rag.schema import Answer, Chunk, Citation, Hit
@@ -297,12 +298,6 @@ def test_bot_pool_warms_up_once_and_retries_after_a_failure():
     assert pool.ready() and pool.get() is bot and WarmingBot.warm_ups == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served():
     """The real page on a loopback port, with a scripted bot slow enough for sessions to overlap."""
@@ -310,7 +305,7 @@ def served():
 
     bot = FakeBot(delay=0.02)
     app = build_app(bot_factory=lambda settings: bot, settings=Settings())
-    url, share_url = serve(app, "127.0.0.1", _free_port())
+    url, share_url = serve(app, "127.0.0.1", free_port())
     assert share_url is None
     yield url, bot
     app.close()

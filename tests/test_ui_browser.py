@@ -6,10 +6,10 @@ Run with: pytest -m browser tests/test_ui_browser.py
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 
 from rag.settings import Settings
 
@@ -35,12 +35,6 @@ FIRST_ANSWER_MS = 300_000  # includes loading the index and the model
 ANSWER_MS = 120_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url():
     if not CHROMIUM.exists():
@@ -49,7 +43,7 @@ def url():
     from ui.app import build_app, serve
 
     app = build_app(settings=Settings.from_env())  # the real Bot, shared by both tests: the model loads once
-    address, _ = serve(app, "127.0.0.1", _free_port())
+    address, _ = serve(app, "127.0.0.1", free_port())
     yield address
     app.close()
 
