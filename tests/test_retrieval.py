@@ -7,7 +7,7 @@ import pytest
 from rag.errors import InvalidInputError
 from rag.index import Index
 from rag.retrieval import (KIND_WEIGHTS, MAX_QUESTION_CHARS, NAMED_DOCUMENT_BOOST, Retriever, distinctive_metadata_words,
-                           validate_k, validate_question)
+                           search_focus, validate_k, validate_question)
 from rag.schema import Chunk
 
 OPED = "seeds/op-ed.txt"
@@ -196,3 +196,26 @@ def test_search_checks_its_input_before_embedding(retriever, fake_embedder):
     with pytest.raises(InvalidInputError):
         retriever.search("What is CSF?", k=0)
     assert fake_embedder.embed_calls == calls
+
+
+# --- what is searched for -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question, focus", [
+    ("Besides military aid, what has the US provided to Pakistani forces?", "what has the US provided to Pakistani forces?"),
+    ("Apart from CSF, which funds paid Pakistan's army?", "which funds paid Pakistan's army?"),
+    ("In addition to training, what did IMET offer?", "what did IMET offer?"),
+    ("What is CSF?", "What is CSF?"),
+    ("Besides CSF, which fund?", "Besides CSF, which fund?"),  # too little left to search for
+    ("What did the US provide besides, say, aid?", "What did the US provide besides, say, aid?"),  # not a leading clause
+])
+def test_search_focus_leaves_out_a_leading_exclusion(question, focus):
+    assert search_focus(question) == focus
+
+
+def test_search_does_not_rank_the_excluded_topic_first(retriever):
+    question = "Besides the IMET training of Pakistani officers in America, when did the port open?"
+    hits = retriever.search(question, k=3)
+    assert "Gwadar port opened in 2007" in hits[0].text
+    # Searched for whole, the excluded words pull the IMET passage first: the focus is what helps.
+    assert "IMET" in retriever.search(question.replace("Besides", "About"), k=3)[0].text
