@@ -146,16 +146,22 @@ def _best_supporting_passage(sentence: str, passages: list[str], question: str) 
     return max(supporting, key=lambda item: (item[0], -item[1]))[1] if supporting else None
 
 
-def _extract_for_markers(text: str, passages: list[str], question: str) -> list[tuple[str, list[int]]]:
+def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """When the model answered with markers alone ("[2]"), answer with the cited passage's own
-    sentence that best matches the question: verbatim, so nothing is claimed that it does not say."""
+    sentence that best matches the question: verbatim, so nothing is claimed that it does not say.
+
+    Words the question uses to name the document ("... the strategic partnership review paper")
+    say which document, not what is asked, so they do not count: otherwise the title line would
+    always win on a title page."""
     numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
-    numbers = [n for n in numbers if 1 <= n <= len(passages)]
+    numbers = [n for n in numbers if 1 <= n <= len(hits)]
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
-    passage = passages[numbers[0] - 1]
-    start, end = _best_sentence(passage, question)
-    return [(passage[start:end], [numbers[0]])]
+    hit = hits[numbers[0] - 1]
+    title_words = set(tokenize(hit.title))
+    focus = " ".join(w for w in tokenize(question) if w not in title_words) or question
+    start, end = _best_sentence(hit.text, focus)
+    return [(hit.text[start:end], [numbers[0]])]
 
 
 _DEFINITION = re.compile(r"((?:[A-Z][\w'-]*\s+){0,6}[A-Z][\w'-]*)\s+\(([A-Z]{2,6})\)")
@@ -192,7 +198,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
     passages = [h.text for h in hits]
     sentences = _parse(text, len(hits))
     if not sentences:
-        sentences = _extract_for_markers(text, passages, question)
+        sentences = _extract_for_markers(text, hits, question)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
         score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])

@@ -9,7 +9,7 @@ from rag.chunking import chunk_document
 from rag.citations import check_answer, model_declined
 from rag.loading import clean_fragment, load_folder
 from rag.prompts import NOT_FOUND
-from rag.schema import Hit
+from rag.schema import Chunk, Hit
 
 
 @pytest.fixture
@@ -193,3 +193,34 @@ def test_a_name_from_the_question_that_no_passage_mentions_is_not_supported(hits
     result = check("The Kerry-Lugar-Berman Act reimbursed Pakistan's army for operating costs [1].", hits, documents,
                    "What did the Kerry-Lugar-Berman Act provide?")
     assert result.declined and result.unsupported
+
+
+# --- a reply of markers alone ("[1]") ------------------------------------------------------------
+
+
+def _title_page_hit():
+    text = ("Journal of Aid Studies, Volume 3, 2021\n"
+            "A REVIEW OF AID TO PAKISTAN\n"
+            "Jane Doe, John Roe")
+    chunk = Chunk(chunk_id="title-page", source="seeds/aid-review.md", title="A Review of Aid to Pakistan",
+                  section="", start=0, end=len(text), text=text, kind="front_matter")
+    return Hit(rank=1, chunk=chunk, score=0.1)
+
+
+def test_markers_alone_answer_with_the_cited_passages_own_line():
+    result = check_answer("[1]", [_title_page_hit()], "Which authors besides Jane Doe wrote the review of aid to Pakistan?", {})
+    assert result.text == "Jane Doe, John Roe [1]."
+    assert [c.n for c in result.citations] == [1] and result.citations[0].quote == "Jane Doe, John Roe"
+
+
+def test_markers_alone_ignore_the_words_that_name_the_document():
+    # The question names the paper by its title; without discounting those words the title line
+    # (six shared words) would beat the journal line (one: "journal").
+    result = check_answer("[1]", [_title_page_hit()], "In which journal was the review of aid to Pakistan published?", {})
+    assert result.text == "Journal of Aid Studies, Volume 3, 2021 [1]."
+    assert result.citations[0].supported
+
+
+def test_markers_with_other_text_are_not_replaced_by_a_quote():
+    result = check_answer("It was a journal [1].", [_title_page_hit()], "In which journal was it published?", {})
+    assert "Volume 3" not in result.text
