@@ -14,6 +14,7 @@ from rag.prompts import REFUSAL
 pytestmark = pytest.mark.real_model
 
 REVIEW_PAPER = "seeds/pakistan-us-strategic-partnership-review.md"
+OP_ED = "seeds/pak-us-ties-and-global-security.txt"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +34,19 @@ def test_what_is_csf_names_the_fund_and_cites_the_review_paper(bot):
     raw = open(REVIEW_PAPER, encoding="utf-8").read()
     citation = answer.citations[0]
     assert "Coalition Support Fund" in raw[citation.start:citation.end]
+
+
+def test_the_journal_is_answered_from_the_title_page(bot):
+    # The paper's title page holds the journal line, the title and the authors in one passage.
+    answer = bot.ask("In which journal was the Pakistan-US strategic partnership review paper published?")
+    assert answer.answered and "asio journal" in answer.answer.lower()
+    assert [c.source for c in answer.citations] == [REVIEW_PAPER] and answer.citations[0].supported
+
+
+def test_besides_excludes_what_the_asker_already_knows(bot):
+    answer = bot.ask("Besides military aid, what has the United States provided to Pakistani forces according to the op-ed?")
+    assert answer.answered and "intelligence" in answer.answer.lower() and "training" in answer.answer.lower()
+    assert all(c.source == OP_ED and c.supported for c in answer.citations)
 
 
 @pytest.mark.parametrize("question", [
