@@ -114,10 +114,10 @@ def _questions(answerable_only: bool = False) -> list[dict]:
 
 def worker_build(runs: int) -> dict:
     """In-process index build with a warm embedder, and raw embedding throughput."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import MiniLMEmbedder
     from rag.index import build_index, embedding_text
 
-    embedder = SentenceTransformerEmbedder()
+    embedder = MiniLMEmbedder()
     with tempfile.TemporaryDirectory(prefix="pakus-bench-index-") as scratch:
         settings = _settings().with_overrides(index_dir=Path(scratch) / "index")
         started = time.perf_counter()

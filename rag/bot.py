@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from functools import cached_property
 
 from .citations import check_answer, model_declined
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generation import Generator, load_generator
 from .index import load_index
@@ -68,7 +68,7 @@ class Bot:
     @cached_property
     def embedder(self) -> Embedder:
         with self._load_lock:
-            return self._embedder or SentenceTransformerEmbedder()
+            return self._embedder or MiniLMEmbedder()
 
     @cached_property
     def retriever(self) -> Retriever:

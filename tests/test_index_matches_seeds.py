@@ -14,7 +14,7 @@ from dataclasses import asdict
 import pytest
 
 from conftest import ROOT
-from rag.embedding import MAX_TOKENS, SentenceTransformerEmbedder
+from rag.embedding import MAX_TOKENS, MiniLMEmbedder
 from rag.index import CHUNKS, CLEANING_VERSION, FORMAT_VERSION, MANIFEST, build_chunks, chunk_settings, embedding_text, verify_files
 from rag.settings import Settings
 
@@ -83,4 +83,4 @@ def test_every_chunk_fits_the_embedder(rebuilt, count_tokens, settings):
 
 
 def test_index_was_embedded_with_the_packaged_model(manifest):
-    assert manifest["embedder"] == SentenceTransformerEmbedder().fingerprint()
+    assert manifest["embedder"] == MiniLMEmbedder().fingerprint()

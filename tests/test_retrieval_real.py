@@ -34,12 +34,12 @@ def answerable_questions() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def retriever():
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.embedding import MiniLMEmbedder
     from rag.index import load_index
     from rag.retrieval import Retriever
 
     settings = Settings(project_root=ROOT)
-    embedder = SentenceTransformerEmbedder()
+    embedder = MiniLMEmbedder()
     # Never rebuild the committed index from a test: a stale index must fail, not be rewritten.
     index = load_index(settings, embedder, rebuild_if_stale=False)
     retriever = Retriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k)
