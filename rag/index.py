@@ -121,7 +121,7 @@ def build_index(settings: Settings, embedder: Embedder | None = None, *, progres
     dense = faiss.IndexFlatIP(embedder.dimension)
     dense.add(vectors)
     lexical = bm25s.BM25()
-    lexical.index([tokenize(embedding_text(c)) or ["<empty>"] for c in chunks], show_progress=False)
+    lexical.index(_numbered_tokens([tokenize(embedding_text(c)) or ["<empty>"] for c in chunks]), show_progress=False)
 
     target = settings.index
     with _build_lock(target):
@@ -172,6 +172,17 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(tmp, target)
+
+
+def _numbered_tokens(documents: list[list[str]]):
+    """Token ids in order of first appearance. Given plain words, bm25s numbers its vocabulary
+    through a set, whose order changes with each process's string hashing: every rebuild of the
+    same seeds wrote different files. Numbered here, the same seeds give the same index bytes."""
+    from bm25s.tokenization import Tokenized
+
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(word, len(vocab)) for word in words] for words in documents]
+    return Tokenized(ids=ids, vocab=vocab)
 
 
 def _library_versions() -> dict[str, str]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, write_tiny_documents
 from rag import __version__
 from rag.errors import DocumentError, IndexCorruptError, IndexMissingError, IndexStaleError
 from rag.index import (CHUNKS, DENSE, FORMAT_VERSION, LEXICAL, MANIFEST, build_index, embedding_text, index_status,
@@ -316,3 +316,26 @@ def test_status_stale_with_the_embedder_it_is_asked_about(tiny_index):
     assert index_status(settings, FakeEmbedder())["state"] == "ok"
     status = index_status(settings, OtherEmbedder())
     assert status["state"] == "stale" and status["stale_reasons"] == ["the embedder model changed"]
+
+
+def test_the_same_seeds_give_the_same_index_bytes(tmp_path):
+    """Rebuilding unchanged seeds must not change the committed index. Python's string hashing
+    differs between processes (set order with it), so two processes with different seeds build."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    write_tiny_documents(tmp_path)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+              "from conftest import FakeEmbedder, tiny_settings_for; from rag.index import build_index; "
+              "build_index(tiny_settings_for(Path(sys.argv[2])).with_overrides(index_dir=Path(sys.argv[3])), FakeEmbedder(), progress=False)")
+    for n, hash_seed in enumerate(("1", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run([sys.executable, "-c", script, str(tests), str(tmp_path), str(tmp_path / f"index{n}")],
+                                capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+    first = json.loads((tmp_path / "index0" / MANIFEST).read_text())["files"]
+    second = json.loads((tmp_path / "index1" / MANIFEST).read_text())["files"]
+    assert first == second and f"{LEXICAL}/vocab.index.json" in first
