@@ -1,0 +1,145 @@
+"""The llama.cpp backend of `Generator` (see generation.py): llama-cpp-python on a GGUF file.
+
+llama_cpp is imported inside the constructor, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .errors import GenerationError, ModelCorruptError, ModelError
+from .generation import Busy, StopFilter, check_context, check_max_tokens, render_chat_template
+
+
+# llama.cpp settings, measured on the 2-core target machine (AMD EPYC, AVX-512 VNNI/BF16) with a
+# 400-token prompt, best of several runs because the machine is shared:
+# - n_ubatch 512 (one pass for a whole prompt): 512 and 256 give the same prefill speed per core,
+#   128 is 5% slower, 32 is 18% slower. n_batch must be >= n_ubatch.
+# - flash attention: the same speed at these lengths (about 160 tokens/s either way); it keeps the
+#   attention scratch small. A q8_0 KV cache is 15% slower: kept at f16.
+# - use_mmap: loading without mmap is 4% faster at prefill but adds 2 s to every start; mmap.
+# - threads: prefill (compute-bound) on all cores: 160 tokens/s with 2 threads vs 80 with 1.
+#   Decode uses half the cores (llama-cpp-python's own default): 2 decode threads reach 33
+#   tokens/s on an idle machine, 1 thread 22, but when another process holds a core the two
+#   threads wait on each other and decode falls to 1-8 tokens/s, while 1 thread keeps 11-22.
+LLAMA_N_BATCH = 512
+LLAMA_N_UBATCH = 512
+
+
+def _decode_threads(threads: int) -> int:
+    """Threads for generating tokens one at a time (see the measurements above)."""
+    return max(1, threads // 2)
+
+
+class LlamaCppGenerator:
+    """llama-cpp-python on a GGUF file.
+
+    The chat prompt is rendered and tokenized here and fed to `Llama.generate`, which keeps the
+    tokens of the previous call and evaluates only what follows the longest common prefix.
+    (`create_chat_completion` would do the same, but rendering ourselves lets `warm_up` evaluate
+    exactly the prefix the next prompt starts with.)
+    """
+
+    backend = "llama-cpp"
+
+    def __init__(self, model_path: Path, *, threads: int, context_tokens: int):
+        import llama_cpp
+
+        self.model_path = Path(model_path)
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(self.model_path),
+                n_ctx=context_tokens,
+                n_threads=_decode_threads(threads),
+                n_threads_batch=threads,
+                n_batch=LLAMA_N_BATCH,
+                n_ubatch=LLAMA_N_UBATCH,
+                flash_attn=True,
+                use_mmap=True,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelCorruptError(
+                f"llama.cpp cannot load {self.model_path} ({exc}); if it is the packaged model, delete it and run again"
+            ) from exc
+        metadata = self._llm.metadata
+        self._template = metadata.get("tokenizer.chat_template")
+        if not self._template:
+            raise ModelError(f"{self.model_path.name} has no chat template in its metadata; use an instruction-tuned GGUF")
+        vocab = self._llm._model.vocab
+        self._bos = self._piece(self._llm.token_bos())
+        self._eos = self._piece(self._llm.token_eos())
+        self._is_eog = lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token))
+        name = metadata.get("general.name") or self.model_path.stem
+        self.model_name = f"{name} ({self.model_path.name})"
+        self._busy = Busy()
+
+    def _piece(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def chat_tokens(self, messages: list[dict[str, str]], *, add_generation_prompt: bool = True) -> list[int]:
+        """The token ids the model sees for `messages`, chat template included."""
+        prompt = render_chat_template(
+            self._template, messages, add_generation_prompt=add_generation_prompt, bos_token=self._bos, eos_token=self._eos
+        )
+        # The template already writes any BOS it wants; special=True turns <|im_start|> into one token.
+        return self._llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def warm_up(self, messages: list[dict[str, str]]) -> None:
+        """Evaluate the chat prefix of `messages` (no generation prompt) into the KV cache.
+
+        Pass what every prompt starts with (the system message, or a prompt built from it): the
+        first real question then only evaluates what follows the common prefix.
+        """
+        tokens = self.chat_tokens(messages, add_generation_prompt=False)
+        self._busy.acquire()
+        try:
+            # generate() evaluates the prompt (reusing what is cached) before sampling; taking one
+            # sampled token and closing leaves exactly `tokens` in the cache.
+            steps = self._llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
+            try:
+                next(steps)
+            finally:
+                steps.close()
+        finally:
+            self._busy.release()
+
+    def stream(self, messages: list[dict[str, str]], *, max_tokens: int, stop: Sequence[str] = ()) -> Iterator[str]:
+        check_max_tokens(max_tokens)
+        tokens = self.chat_tokens(messages, add_generation_prompt=True)
+        check_context(len(tokens), max_tokens, self._llm.n_ctx())
+        return self._stream(tokens, max_tokens, stop)
+
+    def _stream(self, tokens: list[int], max_tokens: int, stop: Sequence[str]) -> Iterator[str]:
+        # A separate generator so that argument errors above are raised at call time, not on first next().
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens can split a character
+        stops = StopFilter(stop)
+        self._busy.acquire()
+        # temp=0 is greedy; repeat_penalty=1 turns the default penalty off (it would change answers).
+        steps = self._llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
+        try:
+            for produced, token in enumerate(steps, start=1):
+                if self._is_eog(token):
+                    break
+                text = stops.feed(decoder.decode(self._llm.detokenize([token])))
+                if text:
+                    yield text
+                if stops.stopped or produced >= max_tokens:
+                    break
+            tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
+            if tail:
+                yield tail
+        except (RuntimeError, ValueError) as exc:
+            raise GenerationError(f"llama.cpp failed while generating: {exc}") from exc
+        finally:
+            # Runs on normal end, on error, and when the consumer closes us early (break, Ctrl-C):
+            # the KV cache keeps whatever was evaluated, and the next call trims it to the common prefix.
+            steps.close()
+            self._busy.release()
