@@ -6,6 +6,10 @@ llama_cpp is imported inside the constructor, so importing this module costs not
 from __future__ import annotations
 
 import codecs
+import ctypes
+import hashlib
+import json
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,10 +48,11 @@ class LlamaCppGenerator:
 
     backend = "llama-cpp"
 
-    def __init__(self, model_path: Path, *, threads: int, context_tokens: int):
+    def __init__(self, model_path: Path, *, threads: int, context_tokens: int, state_dir: Path | None = None):
         import llama_cpp
 
         self.model_path = Path(model_path)
+        self.state_dir = state_dir  # where warm_up keeps the evaluated prefix between processes
         try:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -96,11 +101,15 @@ class LlamaCppGenerator:
         """Evaluate the chat prefix of `messages` (no generation prompt) into the KV cache.
 
         Pass what every prompt starts with (the system message, or a prompt built from it): the
-        first real question then only evaluates what follows the common prefix.
+        first real question then only evaluates what follows the common prefix. With a
+        `state_dir`, the evaluated prefix is saved there and later processes load it (3 ms for the
+        274-token system prefix, measured) instead of evaluating it again (1.9 s on 2 cores).
         """
         tokens = self.chat_tokens(messages, add_generation_prompt=False)
         self._busy.acquire()
         try:
+            if self._restore_prefix(tokens):
+                return
             # generate() evaluates the prompt (reusing what is cached) before sampling; taking one
             # sampled token and closing leaves exactly `tokens` in the cache.
             steps = self._llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
@@ -108,8 +117,64 @@ class LlamaCppGenerator:
                 next(steps)
             finally:
                 steps.close()
+            self._save_prefix(tokens)
         finally:
             self._busy.release()
+
+    def _prefix_file(self, tokens: list[int]) -> Path | None:
+        """The state file for `tokens` under this model, build and context: any change, a new name."""
+        if self.state_dir is None:
+            return None
+        import llama_cpp
+
+        stat = self.model_path.stat()
+        identity = {"llama_cpp": llama_cpp.__version__, "model": str(self.model_path.resolve()), "size": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns, "n_ctx": self._llm.n_ctx(), "n_batch": LLAMA_N_BATCH,
+                    "n_ubatch": LLAMA_N_UBATCH, "flash_attn": True, "tokens": tokens}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        return self.state_dir / f"prefix-{digest}.bin"
+
+    def _restore_prefix(self, tokens: list[int]) -> bool:
+        """Load a saved prefix into the KV cache; False (and an empty cache) when there is none."""
+        import llama_cpp
+
+        path = self._prefix_file(tokens)
+        if path is None or not path.is_file() or self._llm.n_tokens:
+            return False  # nothing saved, or the cache already holds work of this process
+        loaded = (llama_cpp.llama_token * len(tokens))()
+        count = ctypes.c_size_t(0)
+        ok = llama_cpp.llama_state_load_file(self._llm._ctx.ctx, str(path).encode(), loaded, len(tokens), ctypes.byref(count))
+        if not ok or list(loaded[: count.value]) != tokens:
+            self._llm.reset()  # the next evaluation starts from an empty cache
+            path.unlink(missing_ok=True)  # unreadable: the next warm-up writes a good one
+            return False
+        # Tell llama-cpp-python what the cache now holds, so generate() reuses it as a prefix.
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+        return True
+
+    def _save_prefix(self, tokens: list[int]) -> None:
+        """Write the KV cache of `tokens` (all of it, nothing else evaluated yet) for later processes.
+        A cache: failures are ignored. Written under a temporary name and renamed, so a reader never
+        sees half a file; states of other prefixes (an older prompt) are removed."""
+        import llama_cpp
+
+        path = self._prefix_file(tokens)
+        if path is None or self._llm.n_tokens != len(tokens):
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            saved = (llama_cpp.llama_token * len(tokens))(*tokens)
+            if llama_cpp.llama_state_save_file(self._llm._ctx.ctx, str(tmp).encode(), saved, len(tokens)):
+                os.replace(tmp, path)
+                for old in path.parent.glob("prefix-*.bin"):
+                    if old != path:
+                        old.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def stream(self, messages: list[dict[str, str]], *, max_tokens: int, stop: Sequence[str] = ()) -> Iterator[str]:
         check_max_tokens(max_tokens)

@@ -40,6 +40,8 @@ _NEEDS_CONTEXT = re.compile(
     r"|^(and|but|also|so|what about|how about|then)\b",
     re.I,
 )
+# What every answer prompt starts with: the instructions and the opening of the user's turn.
+_PROMPT_PREFIX = answer_messages("", [])
 _ANSWER_TOKENS = 120  # one or two sentences with markers; a cap keeps a rambling model fast
 
 
@@ -90,7 +92,13 @@ class Bot:
     def generator(self) -> Generator:
         with self._load_lock:
             if self._generator is None:
-                self._generator = load_generator(self.settings)
+                generator = load_generator(self.settings)
+                # Every prompt starts with the same instructions. Evaluated now, or loaded from
+                # the state llama.cpp saved in an earlier process (see backend_llama_cpp.py), a cold
+                # `pakus ask` skips 1.4 s of prefill, and its answer is the one a warm chat gives.
+                if hasattr(generator, "warm_up"):
+                    generator.warm_up(_PROMPT_PREFIX)
+                self._generator = generator
             return self._generator
 
     def warm_up(self) -> None:
@@ -98,8 +106,8 @@ class Bot:
         self.retriever.search("warm up", 1)
         generator = self.generator
         if hasattr(generator, "warm_up"):
-            with self._model_lock:
-                generator.warm_up(answer_messages("", []))
+            with self._model_lock:  # a generator passed in was not warmed on loading
+                generator.warm_up(_PROMPT_PREFIX)
 
     # --- the stages --------------------------------------------------------------------------
 

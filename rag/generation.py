@@ -162,7 +162,8 @@ def _load(settings: Settings, path: Path) -> Generator:
             ) from exc
         from .backend_llama_cpp import LlamaCppGenerator
 
-        return LlamaCppGenerator(path, threads=settings.threads, context_tokens=settings.context_tokens)
+        return LlamaCppGenerator(path, threads=settings.threads, context_tokens=settings.context_tokens,
+                                 state_dir=settings.cache_dir / "llama-state")
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401

@@ -55,3 +55,45 @@ def test_closing_early_leaves_the_generator_usable(generator):
     assert first
     assert load_generator(Settings.from_env().with_overrides(backend=generator.backend)) is generator  # loaded once
     assert "coalition" in answer(generator, max_tokens=6).lower()
+
+
+def _fresh_llama(state_dir):
+    from rag.backend_llama_cpp import LlamaCppGenerator
+    from rag.model_files import resolve_model
+
+    settings = Settings.from_env()
+    return LlamaCppGenerator(resolve_model(settings), threads=settings.threads, context_tokens=settings.context_tokens,
+                             state_dir=state_dir)
+
+
+def test_a_saved_prefix_is_loaded_by_the_next_process_and_answers_the_same(tmp_path):
+    first = _fresh_llama(tmp_path)
+    first.warm_up(MESSAGES[:1])
+    [saved] = tmp_path.glob("prefix-*.bin")
+    expected = answer(first, max_tokens=16)
+    del first
+
+    second = _fresh_llama(tmp_path)  # a new process would start just like this: empty cache
+    evaluations = []
+    evaluate = second._llm.generate
+    second._llm.generate = lambda *args, **kwargs: (evaluations.append(args), evaluate(*args, **kwargs))[1]
+    second.warm_up(MESSAGES[:1])
+    prefix = second.chat_tokens(MESSAGES[:1], add_generation_prompt=False)
+    assert evaluations == [] and second._llm.n_tokens == len(prefix)  # loaded, not evaluated
+    assert answer(second, max_tokens=16) == expected
+    assert list(tmp_path.glob("prefix-*.bin")) == [saved] and not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_damaged_saved_prefix_is_replaced_not_trusted(tmp_path):
+    first = _fresh_llama(tmp_path)
+    first.warm_up(MESSAGES[:1])
+    expected = answer(first, max_tokens=16)
+    [saved] = tmp_path.glob("prefix-*.bin")
+    size = saved.stat().st_size
+    saved.write_bytes(saved.read_bytes()[: size // 3])  # cut short, as by a full disk
+    del first
+
+    second = _fresh_llama(tmp_path)
+    second.warm_up(MESSAGES[:1])
+    assert answer(second, max_tokens=16) == expected
+    assert saved.stat().st_size == size  # written again, whole
