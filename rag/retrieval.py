@@ -7,16 +7,20 @@ fusion combines the two rankings without having to calibrate their very differen
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from .citations import mentioned, names_in
 from .embedding import Embedder
 from .errors import InvalidInputError
 from .index import Index, embedding_text
 from .lexical import tokenize
 from .schema import Hit
+from .settings import Settings
 
 MAX_QUESTION_CHARS = 2000
 # Front matter (author lists) and bibliographies stay findable but rank below content that matches
@@ -69,19 +73,35 @@ def validate_k(k: int) -> int:
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder, *, candidates: int = 20, rrf_k: int = 60):
+    def __init__(self, index: Index, embedder: Embedder, *, candidates: int = Settings.candidates, rrf_k: int = Settings.rrf_k):
         self.index = index
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
         self._words = [set(tokenize(embedding_text(c))) for c in index.chunks]
         self._words_by_id = {c.chunk_id: w for c, w in zip(index.chunks, self._words)}
-        self._document_words = distinctive_metadata_words(index.manifest.get("document_metadata", {}))
+        metadata = index.manifest.get("document_metadata", {})
+        self._document_words = distinctive_metadata_words(metadata)
+        # Everything the documents say, and what they are (titles, publishers, authors): a name
+        # found nowhere in it is something the documents never mention.
+        self._corpus = " ".join([*(c.text for c in index.chunks), json.dumps(metadata, ensure_ascii=False)]).lower()
+        self._corpus_words = set(re.findall(r"[a-z0-9]+(?:[-'’][a-z0-9]+)*", self._corpus))
 
     def named_documents(self, question: str) -> set[str]:
         """Sources whose distinctive metadata words appear in the question."""
         words = set(tokenize(question))
         return {source for source, own in self._document_words.items() if words & own}
+
+    def unknown_names(self, question: str) -> list[str]:
+        """Names in the question ("the Kerry-Lugar-Berman Act", "Australia") that no document
+        mentions, allowing a typo ("Coalition Suport Fund"): the documents cannot answer about them.
+
+        The whole corpus is searched, not only the passages retrieved, since documents often call
+        one thing by several names ("Washington" for the United States); this check only catches
+        what the documents never name at all."""
+        return [name for name in sorted(names_in(question))
+                if not mentioned(name, self._corpus)
+                and not difflib.get_close_matches(name, self._corpus_words, n=1, cutoff=0.8)]
 
     def dense_ranking(self, question: str) -> list[tuple[int, float]]:
         vector = self.embedder.embed([question])
