@@ -153,10 +153,13 @@ class Bot:
         timings: dict = {"rewrite": round(rewrite_done - started, 3)} if rewritten else {}
         timings["retrieval"] = round(time.perf_counter() - rewrite_done, 3)
 
-        if not has_evidence(hits):
+        # Declined without asking the model: nothing retrieved is close, or the question names
+        # something no document mentions (a small model would answer about it from other passages).
+        reason = "no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone) else None
+        if reason:
             yield REFUSAL
             timings.update(first_token=None, total=round(time.perf_counter() - started, 3), backend=None, model=None)
-            yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten, decline_reason="no_evidence")
+            yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten, decline_reason=reason)
             return
 
         hits = select_passages(hits, self.documents, k)

@@ -61,7 +61,7 @@ def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
 
 
-def _names(text: str) -> set[str]:
+def names_in(text: str) -> set[str]:
     """Capitalised words that look like names. A sentence's first word is capitalised anyway
     ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
     names = set()
@@ -76,7 +76,7 @@ def _names(text: str) -> set[str]:
     return names
 
 
-def _mentioned(name: str, evidence_lower: str) -> bool:
+def mentioned(name: str, evidence_lower: str) -> bool:
     """A name is in the passages, allowing another ending of the same word ("Pakistani" for
     "Pakistan's", "American" for "America")."""
     return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
@@ -90,7 +90,7 @@ def _support(sentence: str, passages: list[str], question: str) -> tuple[float, 
     missing = sorted(n for n in _numbers(sentence) if n not in _numbers(evidence))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
-    missing += sorted(n for n in _names(sentence) if not _mentioned(n, evidence_lower))
+    missing += sorted(n for n in names_in(sentence) if not mentioned(n, evidence_lower))
     words = stems(sentence) - stems(question) - _FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing

@@ -148,6 +148,7 @@ class Answer:
     rewritten_question: str | None = None  # the stand-alone form of a follow-up, if it was rewritten
     unsupported_sentences: list[str] = field(default_factory=list)  # removed or flagged by the check
     # When answered is False: "no_evidence" (retrieval found nothing, the model was not asked),
+    # "unknown_name" (the question names something no document mentions; the model was not asked),
     # "model_declined" (the model said the passages do not answer), "unsupported" (no sentence of
     # the model's answer passed the citation check).
     decline_reason: str | None = None

@@ -89,6 +89,21 @@ def test_question_without_evidence_is_declined_without_calling_the_model(make_bo
     assert answer.timings["first_token"] is None and answer.timings["backend"] is None
 
 
+def test_question_naming_what_no_document_mentions_is_declined_without_calling_the_model(make_bot):
+    bot, generator = make_bot()
+    # Retrieval finds the CSF passage (shared words), but no document names this act.
+    answer = bot.ask("What did the Kerry-Lugar-Berman Act give the Coalition Support Fund?")
+    assert generator.calls == []
+    assert not answer.answered and answer.decline_reason == "unknown_name" and answer.answer == REFUSAL
+    assert answer.hits  # the closest passages are still offered
+
+
+def test_names_the_documents_use_are_not_unknown(make_bot):
+    bot, _ = make_bot(csf_reply, csf_reply)
+    assert bot.ask("What is the Coalition Suport Fund?").answered  # a typo is not a new name
+    assert bot.ask("Does the ASIO Journal paper say what the Coalition Support Fund is?").answered
+
+
 @pytest.mark.parametrize("reply", [NOT_FOUND, ["NOT", "_IN", "_PASS", "AGES"], [" ", "NOT_IN_PASSAGES", "\n"]])
 def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, reply):
     bot, generator = make_bot(reply, reply)  # declines, then declines the focused retry too

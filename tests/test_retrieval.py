@@ -219,3 +219,15 @@ def test_search_does_not_rank_the_excluded_topic_first(retriever):
     assert "Gwadar port opened in 2007" in hits[0].text
     # Searched for whole, the excluded words pull the IMET passage first: the focus is what helps.
     assert "IMET" in retriever.search(question.replace("Besides", "About"), k=3)[0].text
+
+
+@pytest.mark.parametrize("question, unknown", [
+    ("What did the Kerry-Lugar-Berman Act provide to Pakistan?", ["kerry-lugar-berman"]),
+    ("What is the capital of Australia?", ["australia"]),
+    ("When did the Gwadr port open?", []),  # a typo of a name the documents use
+    ("When did IMET cease operations in Pakistan?", []),
+    ("What does 24 News HD say about the Gwadar port?", []),  # named by the metadata, not the text
+    ("when did the gwadar port open", []),  # no capitals, nothing to check
+])
+def test_unknown_names_are_those_no_document_mentions(retriever, question, unknown):
+    assert retriever.unknown_names(question) == unknown

@@ -22,6 +22,7 @@ MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 DECLINE_REASONS = {
     "no_evidence": "No passage in the documents is close enough to the question.",
+    "unknown_name": "The question names something the documents never mention.",
     "model_declined": "The closest passages do not contain the answer.",
     "unsupported": "The model's draft was not backed by the passages it cited, so it is not shown as an answer.",
 }
