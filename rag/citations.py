@@ -146,22 +146,46 @@ def _best_supporting_passage(sentence: str, passages: list[str], question: str) 
     return max(supporting, key=lambda item: (item[0], -item[1]))[1] if supporting else None
 
 
+def _focus(question: str, hit: Hit) -> set[str]:
+    """The question's words, less those naming the passage's document ("... the strategic
+    partnership review paper"): they say which document, not what is asked, and would make a title
+    line match best."""
+    return set(tokenize(question)) - set(tokenize(hit.title))
+
+
 def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """When the model answered with markers alone ("[2]"), answer with the cited passage's own
-    sentence that best matches the question: verbatim, so nothing is claimed that it does not say.
-
-    Words the question uses to name the document ("... the strategic partnership review paper")
-    say which document, not what is asked, so they do not count: otherwise the title line would
-    always win on a title page."""
+    sentence that best matches the question: verbatim, so nothing is claimed that it does not say."""
     numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
     numbers = [n for n in numbers if 1 <= n <= len(hits)]
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
     hit = hits[numbers[0] - 1]
-    title_words = set(tokenize(hit.title))
-    focus = " ".join(w for w in tokenize(question) if w not in title_words) or question
-    start, end = _best_sentence(hit.text, focus)
+    start, end = _best_sentence(hit.text, " ".join(_focus(question, hit)) or question)
     return [(hit.text[start:end], [numbers[0]])]
+
+
+_YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
+MIN_FOCUS_OVERLAP = 2  # question words a passage sentence must share to stand in for an empty answer
+
+
+def _adds_nothing(sentence: str, question: str) -> bool:
+    """The sentence only restates the question ("The paper said the efforts yielded rudimentary
+    results."), so it answers nothing. For a yes/no question the restatement is the answer."""
+    return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS)
+
+
+def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
+    """The passage sentence sharing most words with the question (at least MIN_FOCUS_OVERLAP),
+    verbatim, in place of an answer that said nothing; none when no sentence matches that well."""
+    best: tuple[int, int, str] | None = None
+    for n, hit in enumerate(hits, start=1):
+        focus = _focus(question, hit)
+        start, end = _best_sentence(hit.text, " ".join(focus) or question)
+        overlap = len(focus & set(tokenize(hit.text[start:end])))
+        if overlap >= MIN_FOCUS_OVERLAP and (best is None or overlap > best[0]):
+            best = (overlap, n, hit.text[start:end])
+    return [(best[2], [best[1]])] if best else []
 
 
 _DEFINITION = re.compile(r"((?:[A-Z][\w'-]*\s+){0,6}[A-Z][\w'-]*)\s+\(([A-Z]{2,6})\)")
@@ -199,6 +223,8 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
     sentences = _parse(text, len(hits))
     if not sentences:
         sentences = _extract_for_markers(text, hits, question)
+    elif all(_adds_nothing(sentence, question) for sentence, _ in sentences):
+        sentences = _extract_best(hits, question)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
         score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])

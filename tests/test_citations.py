@@ -224,3 +224,23 @@ def test_markers_alone_ignore_the_words_that_name_the_document():
 def test_markers_with_other_text_are_not_replaced_by_a_quote():
     result = check_answer("It was a journal [1].", [_title_page_hit()], "In which journal was it published?", {})
     assert "Volume 3" not in result.text
+
+
+# --- an answer that only restates the question ------------------------------------------------------
+
+
+def test_an_answer_restating_the_question_is_replaced_by_the_passage_sentence(hits, documents):
+    result = check("IMET ceased operations [2].", hits, documents, "When did IMET cease operations?")
+    assert not result.declined
+    assert result.text == "When relations became tense in 1990, IMET ceased operations [2]."
+    assert result.citations[0].supported
+
+
+def test_a_restating_answer_with_no_matching_passage_sentence_is_declined(hits, documents):
+    result = check("The trophy was won in the championship [1].", hits, documents, "Who won the championship trophy?")
+    assert result.declined and result.citations == []
+
+
+def test_for_a_yes_no_question_the_restatement_is_the_answer(hits, documents):
+    result = check("IMET ceased operations [2].", hits, documents, "Did IMET cease operations?")
+    assert result.text == "IMET ceased operations [2]."
