@@ -42,6 +42,7 @@ class CheckedSentence:
     supported: bool
     score: float
     missing: list[str] = field(default_factory=list)  # numbers/names no cited passage contains
+    removed: str = ""  # an unsupported ending cut from the sentence the model wrote
 
 
 @dataclass
@@ -82,6 +83,21 @@ def mentioned(name: str, evidence_lower: str) -> bool:
     return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
 
 
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+)?[A-Z][a-z]+)+")
+
+
+def initialisms(text: str) -> set[str]:
+    """What runs of capitalised words abbreviate to, lower-cased: "United States" -> "us",
+    "Coalition Support Fund" -> "csf", "Defence Consultative Group" -> "dcg". An answer may
+    abbreviate a name its passage spells out."""
+    found = set()
+    for run in _CAPITALISED_RUN.findall(text):
+        letters = "".join(word[0] for word in run.split() if word[0].isupper()).lower()
+        # Every ending too: a sentence's first word is capitalised ("The Coalition Support Fund").
+        found.update(letters[i:] for i in range(len(letters) - 1))
+    return found
+
+
 def _support(sentence: str, passages: list[str], question: str) -> tuple[float, list[str]]:
     """Score in 0..1 of how much of `sentence` the passages state, and the facts they lack."""
     evidence = " ".join(passages)
@@ -90,7 +106,8 @@ def _support(sentence: str, passages: list[str], question: str) -> tuple[float, 
     missing = sorted(n for n in _numbers(sentence) if n not in _numbers(evidence))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
-    missing += sorted(n for n in names_in(sentence) if not mentioned(n, evidence_lower))
+    abbreviations = initialisms(evidence)
+    missing += sorted(n for n in names_in(sentence) if not mentioned(n, evidence_lower) and n not in abbreviations)
     words = stems(sentence) - stems(question) - _FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing
@@ -151,6 +168,36 @@ def _focus(question: str, hit: Hit) -> set[str]:
     partnership review paper"): they say which document, not what is asked, and would make a title
     line match best."""
     return set(tokenize(question)) - set(tokenize(hit.title))
+
+
+def _attribute(sentence: str, cited: list[int], passages: list[str], question: str) -> CheckedSentence:
+    """Check `sentence` against the passages it cites; if they do not back it (or it cites none),
+    attribute it to the one passage that does, if any: small models often cite [1] for everything."""
+    score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])
+    if not cited or score < MIN_WORD_SUPPORT or missing:
+        best = _best_supporting_passage(sentence, passages, question)
+        if best is not None:
+            cited = [best]
+            score, missing = _support(sentence, [passages[best - 1]], question)
+    supported = bool(cited) and score >= MIN_WORD_SUPPORT and not missing
+    return CheckedSentence(sentence, cited, supported, score, missing)
+
+
+_CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[—–-](?=\s)")
+
+
+def _supported_prefix(sentence: str, cited: list[int], passages: list[str], question: str) -> CheckedSentence | None:
+    """The longest part of `sentence` up to a clause boundary that its passages back and that says
+    more than the question, with the cut ending in `removed`; None when there is no such part."""
+    for cut in reversed([m.start() for m in _CLAUSE_END.finditer(sentence)]):
+        prefix = sentence[:cut].rstrip()
+        if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question):
+            continue
+        result = _attribute(prefix, cited, passages, question)
+        if result.supported:
+            result.removed = sentence[cut:].strip(" ,;:—–-")
+            return result
+    return None
 
 
 def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
@@ -227,16 +274,12 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
         sentences = _extract_best(hits, question)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
-        score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])
-        if not cited or score < MIN_WORD_SUPPORT or missing:
-            # No marker, or a marker naming the wrong passage (small models often cite [1] for
-            # everything): attribute the sentence to the one passage that does support it, if any.
-            best = _best_supporting_passage(sentence, passages, question)
-            if best is not None:
-                cited = [best]
-                score, missing = _support(sentence, [passages[best - 1]], question)
-        supported = bool(cited) and score >= MIN_WORD_SUPPORT and not missing
-        checked.append(CheckedSentence(sentence, cited, supported, score, missing))
+        result = _attribute(sentence, cited, passages, question)
+        if not result.supported:
+            # Small models often end a backed statement with an unbacked flourish (", which leads
+            # to ..."): keep the longest backed part and report the rest as removed.
+            result = _supported_prefix(sentence, cited, passages, question) or result
+        checked.append(result)
 
     shown = [s for s in checked if s.supported]
     cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
@@ -271,6 +314,6 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
         text=answer_text,
         sentences=checked,
         citations=citations,
-        unsupported=[s.text for s in checked if not s.supported],
+        unsupported=[s.text for s in checked if not s.supported] + [s.removed for s in checked if s.removed],
         declined=not shown,
     )

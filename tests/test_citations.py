@@ -244,3 +244,23 @@ def test_a_restating_answer_with_no_matching_passage_sentence_is_declined(hits, 
 def test_for_a_yes_no_question_the_restatement_is_the_answer(hits, documents):
     result = check("IMET ceased operations [2].", hits, documents, "Did IMET cease operations?")
     assert result.text == "IMET ceased operations [2]."
+
+
+def test_an_unsupported_ending_is_cut_and_reported(hits, documents):
+    result = check("IMET ceased operations in 1990, which ended all cooperation for good [2].", hits, documents,
+                   "When did IMET cease operations?")
+    assert result.text == "IMET ceased operations in 1990 [2]."
+    assert result.unsupported == ["which ended all cooperation for good."]
+    assert result.citations[0].supported
+
+
+def test_a_sentence_without_a_backed_part_is_removed_whole(hits, documents):
+    result = check("IMET ceased operations in 2007, when the Gwadar port was sold [2].", hits, documents,
+                   "When did IMET cease operations?")
+    assert result.declined  # "IMET ceased operations in 2007" is not backed either: 2007 is not in [2]
+
+
+def test_an_abbreviation_of_a_name_the_passage_spells_out_is_backed(hits, documents):
+    # [1] says "the United States established the Coalition Support Fund (CSF)"; "US" is not in it.
+    result = check("The US set up the Coalition Support Fund to reimburse Pakistan's army [1].", hits, documents)
+    assert result.unsupported == [] and result.citations[0].supported
