@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .citations import check_answer, model_declined
+from .citations import check_answer, model_declined, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generation import Generator, load_generator
@@ -179,6 +179,12 @@ class Bot:
             retry = check_answer(retry_text, focused, standalone, self.documents)
             if not retry.declined:
                 hits, messages, text, checked = focused, retry_messages, retry_text, retry
+        if checked.declined and model_declined(text):
+            # Still declined, yet a passage sentence may nearly restate the question: then it is
+            # the answer, quoted verbatim (see QUOTE_MIN_STEMS for how "nearly" was measured).
+            quoted = quote_answer(hits, standalone, self.documents)
+            if not quoted.declined:
+                checked = quoted
         finished = time.perf_counter()
         timings.update(
             first_token=round((state["first_token"] or finished) - started, 3),

@@ -101,6 +101,8 @@ def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> An
         click.echo()
     if not answer.answered and REFUSAL not in streamed:
         click.echo(REFUSAL)
+    elif answer.answered and not streamed.strip():
+        click.echo(answer.answer)  # nothing was streamed: the answer is a quote the check chose
     elif answer.answered and _words(streamed) != _words(answer.answer):
         # The check changed the words (removed a sentence, spelled out an abbreviation): show what
         # stands. Moved or renumbered [n] markers alone are not worth a second copy.

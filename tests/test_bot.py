@@ -98,6 +98,14 @@ def test_question_naming_what_no_document_mentions_is_declined_without_calling_t
     assert answer.hits  # the closest passages are still offered
 
 
+def test_when_the_model_declines_a_sentence_restating_the_question_is_quoted(make_bot):
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND)  # the answer, then the retry with one passage
+    items = list(bot.ask_stream("When did relations become tense and IMET cease operations?"))
+    pieces, [answer] = split_stream(items)
+    assert len(generator.calls) == 2 and pieces == []  # NOT_IN_PASSAGES is never shown
+    assert answer.answered and "IMET ceased operations" in answer.answer and answer.citations[0].supported
+
+
 def test_names_the_documents_use_are_not_unknown(make_bot):
     bot, _ = make_bot(csf_reply, csf_reply)
     assert bot.ask("What is the Coalition Suport Fund?").answered  # a typo is not a new name

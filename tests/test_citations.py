@@ -264,3 +264,22 @@ def test_an_abbreviation_of_a_name_the_passage_spells_out_is_backed(hits, docume
     # [1] says "the United States established the Coalition Support Fund (CSF)"; "US" is not in it.
     result = check("The US set up the Coalition Support Fund to reimburse Pakistan's army [1].", hits, documents)
     assert result.unsupported == [] and result.citations[0].supported
+
+
+# --- quoting when the model declined ----------------------------------------------------------------
+
+
+def test_a_sentence_nearly_restating_the_question_is_quoted(hits, documents):
+    from rag.citations import quote_answer
+
+    result = quote_answer(hits, "When did relations become tense and IMET cease operations?", documents)
+    assert not result.declined
+    assert result.text == "When relations became tense in 1990, IMET ceased operations [2]."
+    assert result.citations[0].supported and result.citations[0].quote == "When relations became tense in 1990, IMET ceased operations."
+
+
+def test_no_quote_when_a_sentence_holds_only_some_of_the_question(hits, documents):
+    from rag.citations import quote_answer
+
+    # The IMET sentence shares IMET, trained and officers: 3 of 6 question stems.
+    assert quote_answer(hits, "How many IMET officers trained in Pakistan in 2020?", documents).declined
