@@ -21,7 +21,7 @@ from _common import ROOT, fmt, machine, run_worker, table
 
 SCRIPT = Path(__file__).resolve()
 BACKENDS = ("llama-cpp", "transformers")
-DEFAULT_FILES = [ROOT / "tests" / "data" / "seeds_qa.jsonl", ROOT / "tests" / "data" / "extra_qa.jsonl"]
+DEFAULT_FILES = [ROOT / "tests" / "data" / name for name in ("seeds_qa.jsonl", "extra_qa.jsonl", "holdout_qa.jsonl")]
 
 ROWS = [
     ("retrieval recall@1", ("retrieval", "recall_at_1"), "{:.0%}"),

@@ -24,7 +24,7 @@ from rag.schema import Answer, Chunk, Citation, Hit
 from rag.settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
-QUESTION_FILES = [PROJECT / "tests" / "data" / "seeds_qa.jsonl", PROJECT / "tests" / "data" / "extra_qa.jsonl"]
+QUESTION_FILES = [PROJECT / "tests" / "data" / name for name in ("seeds_qa.jsonl", "extra_qa.jsonl", "holdout_qa.jsonl")]
 
 
 # --- fakes --------------------------------------------------------------------------------------
