@@ -242,3 +242,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def assert_runs_in_a_fresh_python(code: str, timeout: int = 60) -> None:
+    """Run `code` in a new interpreter (nothing imported yet, unlike this test process) and fail
+    with its stderr: how the tests prove which modules an import or a call pulls in."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import rag
+from conftest import assert_runs_in_a_fresh_python
 
 PUBLIC = {
     "__version__",
@@ -49,8 +47,7 @@ def test_import_rag_is_light():
     check = ("import rag, sys; heavy = [m for m in ('numpy', 'torch', 'faiss', 'transformers', 'bm25s', 'llama_cpp', 'gradio') "
              "if m in sys.modules]; assert not heavy, heavy; rag.Settings; rag.Answer; rag.PakusError; "
              "heavy = [m for m in ('numpy', 'torch', 'faiss') if m in sys.modules]; assert not heavy, heavy")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_python(check)
 
 
 def test_module_functions_use_one_default_bot(monkeypatch):

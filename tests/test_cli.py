@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import rag.bot
 import rag.index
-from conftest import FakeEmbedder, FakeGenerator, passage_number
+from conftest import FakeEmbedder, FakeGenerator, assert_runs_in_a_fresh_python, passage_number
 from rag import __version__
 from rag.cli import main
 from rag.prompts import REFUSAL
@@ -269,8 +269,7 @@ def test_pakus_help_is_instant_and_imports_nothing_heavy():
     assert elapsed < 1.0, f"pakus --help took {elapsed:.2f} s"
     check = ("import rag.cli, sys; heavy = [m for m in ('torch', 'faiss', 'numpy', 'transformers', 'llama_cpp', 'gradio', "
              "'sentence_transformers', 'bm25s') if m in sys.modules]; assert not heavy, heavy")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_python(check)
 
 
 def test_streamed_text_is_followed_by_the_checked_answer_only_when_its_words_changed(capsys):

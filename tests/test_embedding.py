@@ -3,32 +3,26 @@ sentence-transformers', and the fake's contract."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import FakeEmbedder
+from conftest import FakeEmbedder, assert_runs_in_a_fresh_python
 from rag.loading import load_folder
 from rag.embedding import EMBEDDER_NAME, MAX_TOKENS, MiniLMEmbedder
 
 
+_NO_TORCH = "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy"
+
+
 def test_constructing_the_embedder_loads_no_model():
-    check = ("import sys; from rag.embedding import MiniLMEmbedder as E; e = E(); "
-             "assert (e.model_path / 'model.safetensors').is_file(); "
-             "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_python("import sys; from rag.embedding import MiniLMEmbedder as E; e = E(); "
+                                  "assert (e.model_path / 'model.safetensors').is_file(); " + _NO_TORCH)
 
 
 def test_embedding_imports_no_torch():
     # The point of the NumPy encoder: a cold `pakus ask` does not pay for importing torch.
-    check = ("import sys; from rag.embedding import MiniLMEmbedder as E; v = E().embed(['What is CSF?']); "
-             "assert v.shape == (1, 384); "
-             "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; assert not heavy, heavy")
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_python("import sys; from rag.embedding import MiniLMEmbedder as E; "
+                                  "assert E().embed(['What is CSF?']).shape == (1, 384); " + _NO_TORCH)
 
 
 def test_token_counts_include_the_special_tokens(real_count_tokens):
