@@ -11,6 +11,7 @@ import difflib
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -64,6 +65,16 @@ def search_focus(question: str) -> str:
     if match and len(tokenize(match.group("rest"))) >= 2:
         return match.group("rest")
     return question
+
+
+# "Which operations does the op-ed name, and how many does the paper say ...?": a second question.
+_SECOND_QUESTION = re.compile(r",\s+and\s+(?=(?:how|what|which|who|whom|whose|when|where|why)\b)", re.I)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a compound question asks, each searched for on its own; usually just one."""
+    parts = [part.strip() for part in _SECOND_QUESTION.split(question)]
+    return parts if len(parts) > 1 and all(tokenize(part) for part in parts) else [question]
 
 
 def validate_k(k: int) -> int:
@@ -123,10 +134,20 @@ class Retriever:
     def search(self, question: str, k: int = 5) -> list[Hit]:
         question = validate_question(question)
         k = validate_k(k)
-        focus = search_focus(question)
-        dense = self.dense_ranking(focus)
-        lexical = self.lexical_ranking(focus)
-        return self.fuse(dense, lexical, k, self.named_documents(question))
+        parts = question_parts(search_focus(question))
+        rankings = []
+        for part in parts:
+            named = self.named_documents(part) or self.named_documents(question)
+            rankings.append(self.fuse(self.dense_ranking(part), self.lexical_ranking(part), k, named))
+        if len(rankings) == 1:
+            return rankings[0]
+        # Each part's best passages first, in turn: one search for the whole question ranks the
+        # passages of its most prominent part on top and leaves the other part unanswerable.
+        hits: list[Hit] = []
+        for hit in (h for position in zip(*rankings) for h in position):
+            if all(h.chunk_id != hit.chunk_id for h in hits) and len(hits) < k:
+                hits.append(replace(hit, rank=len(hits) + 1))
+        return hits
 
     def fuse(self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]], k: int,
              named_documents: set[str] = frozenset()) -> list[Hit]:

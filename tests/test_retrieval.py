@@ -7,7 +7,7 @@ import pytest
 from rag.errors import InvalidInputError
 from rag.index import Index
 from rag.retrieval import (KIND_WEIGHTS, MAX_QUESTION_CHARS, NAMED_DOCUMENT_BOOST, Retriever, distinctive_metadata_words,
-                           search_focus, validate_k, validate_question)
+                           question_parts, search_focus, validate_k, validate_question)
 from rag.schema import Chunk
 
 OPED = "seeds/op-ed.txt"
@@ -231,3 +231,24 @@ def test_search_does_not_rank_the_excluded_topic_first(retriever):
 ])
 def test_unknown_names_are_those_no_document_mentions(retriever, question, unknown):
     assert retriever.unknown_names(question) == unknown
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("Which operations does the op-ed name, and how many does the paper say the US sponsored?",
+     ["Which operations does the op-ed name", "how many does the paper say the US sponsored?"]),
+    ("What is CSF, and what did IMET do?", ["What is CSF", "what did IMET do?"]),
+    ("What is CSF and how much did it account for?", ["What is CSF and how much did it account for?"]),  # no comma: one question
+    ("What did Pakistan, and the US, agree?", ["What did Pakistan, and the US, agree?"]),  # no second question word
+    ("What is CSF, and why?", ["What is CSF, and why?"]),  # too little left for a search
+])
+def test_a_compound_question_is_split_into_its_questions(question, parts):
+    assert question_parts(question) == parts
+
+
+def test_each_part_of_a_compound_question_gets_its_best_passage(retriever):
+    first = "How did Pakistan's army get its operating costs reimbursed by the Coalition Support Fund and its officers trained by IMET in America"
+    # Searched whole, the long first part fills the top two with its passages (CSF, then IMET).
+    assert "Cricket" not in " ".join(h.text for h in retriever.search(f"{first} and who won the trophy?", k=2))
+    top_two = retriever.search(f"{first}, and who won the trophy?", k=2)
+    assert "Coalition Support Fund" in top_two[0].text and "cricket team won" in top_two[1].text
+    assert [h.rank for h in top_two] == [1, 2]
