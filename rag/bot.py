@@ -1,8 +1,10 @@
 """The bot: the only module that knows the order of the stages.
 
-question (+ history) -> stand-alone question -> retrieval -> enough evidence? (else decline without
-calling the model) -> numbered passages -> prompt -> streamed tokens -> citations parsed and
-checked -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
+question (+ history) -> stand-alone question -> retrieval -> enough evidence, and nothing named
+that no document mentions? (else decline without calling the model) -> numbered passages ->
+prompt -> streamed tokens -> citations parsed and checked (a model decline is retried with the
+best passage, then answered by quoting a sentence that nearly restates the question, if one
+does) -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
 """
 
 from __future__ import annotations
