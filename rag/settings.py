@@ -56,10 +56,10 @@ class Settings:
     chunk_overlap_sentences: int = 1
 
     # retrieval
-    # Passages given to the model. Measured with the real model (pakus eval, warm, seeds + our own
-    # questions): k=2 answered 18/18 + 20/21, k=3 17/18 + 19/21 (earlier, k=4 was below k=3), with
-    # all declines unchanged; fewer passages distract the small model less and cost less prefill.
-    # Neighbouring hits merge into one passage.
+    # Passages given to the model. Measured with the real model (pakus eval, seeds + our own +
+    # held-out questions): k=2 answered 18/18 + 21/21 + 19/20, k=3 16/18 + 19/21 + 18/20 with one
+    # wrong decline in each set (earlier, k=4 was below k=3); fewer passages distract the small
+    # model less and cost less prefill. Neighbouring hits merge into one passage.
     k: int = 2
     # Fusion: score = sum of 1 / (rrf_k + rank) over the dense and BM25 rankings, each `candidates`
     # deep. The usual rrf_k=60 is flat (rank 1 scores 0.016, rank 20 0.0125), so a passage that
