@@ -29,7 +29,6 @@ __all__ = [
     "is_correct",
     "percentile",
     "evaluate",
-    "format_report",
     "run_eval",
 ]
 
@@ -333,57 +332,6 @@ def _summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-# --- output -------------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, pattern: str = "{:.2f}") -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-def _short(text: str | None, width: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """A plain-text summary: overall figures, then one line per question."""
-    r, a, c, t = report["retrieval"], report["answers"], report["citations"], report["latency"]
-    pct = "{:.0%}"
-    lines = [
-        f"backend: {report.get('backend') or '-'}   model: {report.get('model') or '-'}",
-        "",
-        f"retrieval   recall@1 {_fmt(r['recall_at_1'], pct)}   recall@5 {_fmt(r['recall_at_5'], pct)}"
-        f"   MRR {_fmt(r['mrr'])}",
-        f"answers     accuracy {_fmt(a['accuracy'], pct)} ({a['correct']}/{a['answerable']})"
-        f"   unanswerable declined {_fmt(a['declined_unanswerable'], pct)} (of {a['unanswerable']})"
-        f"   wrongly declined {a['wrongly_declined']}",
-        f"citations   supported {_fmt(c['supported'], pct)} (of {c['count']})"
-        f"   on evidence {_fmt(c['on_evidence'], pct)} of answerable",
-        f"latency     first token p50 {_fmt(t['first_token_p50'])} s  p95 {_fmt(t['first_token_p95'])} s"
-        f"   total p50 {_fmt(t['total_p50'])} s  p95 {_fmt(t['total_p95'])} s"
-        f"   retrieval p50 {_fmt(t['retrieval_p50'], '{:.3f}')} s",
-        f"errors      {report['errors']}",
-        "",
-        f"{'id':<8} {'':<4} {'rank':>4} {'ttft':>6} {'total':>6}  answer",
-    ]
-    for q in report["questions"]:
-        status = "ok" if q["correct"] and q["error"] is None else "FAIL"
-        if q["error"] is not None:
-            shown = "ERROR " + q["error"]
-        elif not q["answered"]:
-            shown = f"(declined{': ' + q['decline_reason'] if q['decline_reason'] else ''})"
-        else:
-            shown = q["answer"]
-        rank = "-" if q["evidence_rank"] is None else str(q["evidence_rank"])
-        if not q["answerable"]:
-            rank = "n/a"
-        lines.append(
-            f"{q['id']:<8} {status:<4} {rank:>4} {_fmt(q['timings'].get('first_token'), '{:.1f}'):>6}"
-            f" {_fmt(q['timings'].get('total'), '{:.1f}'):>6}  {_short(shown, 70)}"
-        )
-    return "\n".join(lines)
-
-
 def run_eval(path: Path | None, settings, as_json: bool) -> int:
     """`pakus eval`: ask every question with a real Bot, print the report, return the exit code.
 
@@ -411,5 +359,7 @@ def run_eval(path: Path | None, settings, as_json: bool) -> int:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(f"questions: {path}")
+        from .display import format_report
+
         print(format_report(report))
     return 0 if report["errors"] == 0 else 1

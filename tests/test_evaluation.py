@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from rag.display import format_report
 from rag.errors import InvalidInputError
 from rag.evaluation import (
     contains_evidence,
     evaluate,
-    format_report,
     is_correct,
     load_questions,
     percentile,
