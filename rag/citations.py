@@ -226,17 +226,29 @@ def _adds_nothing(sentence: str, question: str) -> bool:
     return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS)
 
 
+def _best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> tuple[str, int] | None:
+    """The passage sentence sharing most of the question's `words` (less those of the passage's
+    document title, which say which document, not what is asked) among those `qualifies(overlap,
+    focus size)` accepts, with its passage number; the earliest wins a tie."""
+    best: tuple[int, int, str] | None = None
+    for n, hit in enumerate(hits, start=1):
+        focus = words(question) - words(hit.title)
+        for start, end in _sentence_spans(hit.text):
+            overlap = len(focus & words(hit.text[start:end]))
+            if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]):
+                best = (overlap, n, hit.text[start:end])
+    return (best[2], best[1]) if best else None
+
+
+def _token_set(text: str) -> set[str]:
+    return set(tokenize(text))
+
+
 def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """The passage sentence sharing most words with the question (at least MIN_FOCUS_OVERLAP),
     verbatim, in place of an answer that said nothing; none when no sentence matches that well."""
-    best: tuple[int, int, str] | None = None
-    for n, hit in enumerate(hits, start=1):
-        focus = _focus(question, hit)
-        start, end = _best_sentence(hit.text, " ".join(focus) or question)
-        overlap = len(focus & set(tokenize(hit.text[start:end])))
-        if overlap >= MIN_FOCUS_OVERLAP and (best is None or overlap > best[0]):
-            best = (overlap, n, hit.text[start:end])
-    return [(best[2], [best[1]])] if best else []
+    found = _best_matching_sentence(hits, question, _token_set, lambda overlap, _: overlap >= MIN_FOCUS_OVERLAP)
+    return [(found[0], [found[1]])] if found else []
 
 
 _DEFINITION = re.compile(r"((?:[A-Z][\w'-]*\s+){0,6}[A-Z][\w'-]*)\s+\(([A-Z]{2,6})\)")
@@ -335,13 +347,8 @@ QUOTE_MIN_SHARE = 0.75
 def quote_answer(hits: list[Hit], question: str, documents: dict[str, Document]) -> CheckedAnswer:
     """The passage sentence that nearly restates the question, as a checked answer citing it;
     declined when no sentence holds enough of the question's words."""
-    best: tuple[int, int, str] | None = None
-    for n, hit in enumerate(hits, start=1):
-        focus = stems(question) - stems(hit.title)  # words naming the document do not count
-        for start, end in _sentence_spans(hit.text):
-            overlap = len(focus & stems(hit.text[start:end]))
-            if overlap >= QUOTE_MIN_STEMS and overlap >= QUOTE_MIN_SHARE * len(focus) and (best is None or overlap > best[0]):
-                best = (overlap, n, hit.text[start:end])
-    if best is None:
+    found = _best_matching_sentence(
+        hits, question, stems, lambda overlap, focus: overlap >= QUOTE_MIN_STEMS and overlap >= QUOTE_MIN_SHARE * focus)
+    if found is None:
         return CheckedAnswer("", [], [], [], declined=True)
-    return check_answer(f"{best[2]} [{best[1]}]", hits, question, documents)
+    return check_answer(f"{found[0]} [{found[1]}]", hits, question, documents)
