@@ -16,13 +16,12 @@ import re
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
-from .lexical import STOP_WORDS, stems, tokenize
+from .lexical import mentioned, names_in, stems, tokenize
 from .prompts import NOT_FOUND
 from .schema import Citation, Document, Hit
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
-_NAME = re.compile(r"\b[A-Z][\w'’-]*")
 # Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
 _FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
                  "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
@@ -60,27 +59,6 @@ def model_declined(text: str) -> bool:
 
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
-
-
-def names_in(text: str) -> set[str]:
-    """Capitalised words that look like names. A sentence's first word is capitalised anyway
-    ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
-    names = set()
-    for match in _NAME.finditer(text):
-        raw = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s")
-        sentence_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in ".!?:"
-        if sentence_start and not (raw.isupper() and len(raw) > 1):
-            continue
-        word = raw.lower()
-        if word not in STOP_WORDS and not word.isdigit():
-            names.add(word)
-    return names
-
-
-def mentioned(name: str, evidence_lower: str) -> bool:
-    """A name is in the passages, allowing another ending of the same word ("Pakistani" for
-    "Pakistan's", "American" for "America")."""
-    return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
 
 
 _CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+)?[A-Z][a-z]+)+")

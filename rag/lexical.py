@@ -1,7 +1,11 @@
-"""Word tokens for the BM25 index: lower case, no stop words, plurals and possessives folded.
+"""Words of a text, in the forms the stages compare them.
 
-Kept deliberately simple and deterministic, so the same function serves indexing and querying and
-abbreviations such as "CSF" or "IMET" survive as exact tokens.
+- `tokenize`: BM25 tokens: lower case, no stop words, plurals and possessives folded. Kept
+  deliberately simple and deterministic, so the same function serves indexing and querying and
+  abbreviations such as "CSF" or "IMET" survive as exact tokens.
+- `stems`: word stems, for the citation check.
+- `names_in` / `mentioned`: names a text uses, and whether another text mentions them (the
+  citation check, and retrieval's "does any document name this at all").
 """
 
 from __future__ import annotations
@@ -31,8 +35,37 @@ def _fold(word: str) -> str:
     return word
 
 
+def words(text: str) -> list[str]:
+    """Every word, lower case, stop words included, nothing folded."""
+    return _WORD.findall(text.lower().replace("’", "'"))
+
+
 def tokenize(text: str) -> list[str]:
-    return [_fold(w) for w in _WORD.findall(text.lower().replace("’", "'")) if w not in STOP_WORDS]
+    return [_fold(w) for w in words(text) if w not in STOP_WORDS]
+
+
+_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+
+
+def names_in(text: str) -> set[str]:
+    """Capitalised words that look like names. A sentence's first word is capitalised anyway
+    ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
+    names = set()
+    for match in _NAME.finditer(text):
+        raw = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s")
+        sentence_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in ".!?:"
+        if sentence_start and not (raw.isupper() and len(raw) > 1):
+            continue
+        word = raw.lower()
+        if word not in STOP_WORDS and not word.isdigit():
+            names.add(word)
+    return names
+
+
+def mentioned(name: str, evidence_lower: str) -> bool:
+    """A name is in the (lower-cased) text, allowing another ending of the same word ("Pakistani"
+    for "Pakistan's", "American" for "America")."""
+    return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
 
 
 @lru_cache(maxsize=1)

@@ -15,11 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from .citations import mentioned, names_in
 from .embedding import Embedder
 from .errors import InvalidInputError
 from .index import Index, embedding_text
-from .lexical import tokenize
+from .lexical import mentioned, names_in, tokenize, words
 from .schema import Hit
 from .settings import Settings
 
@@ -96,7 +95,7 @@ class Retriever:
         # Everything the documents say, and what they are (titles, publishers, authors): a name
         # found nowhere in it is something the documents never mention.
         self._corpus = " ".join([*(c.text for c in index.chunks), json.dumps(metadata, ensure_ascii=False)]).lower()
-        self._corpus_words = set(re.findall(r"[a-z0-9]+(?:[-'’][a-z0-9]+)*", self._corpus))
+        self._corpus_words = set(words(self._corpus))
 
     def named_documents(self, question: str) -> set[str]:
         """Sources whose distinctive metadata words appear in the question."""
