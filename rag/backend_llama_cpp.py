@@ -106,9 +106,10 @@ class LlamaCppGenerator:
         274-token system prefix, measured) instead of evaluating it again (1.9 s on 2 cores).
         """
         tokens = self.chat_tokens(messages, add_generation_prompt=False)
+        saved = self._prefix_file(tokens)
         self._busy.acquire()
         try:
-            if self._restore_prefix(tokens):
+            if self._restore_prefix(tokens, saved):
                 return
             # generate() evaluates the prompt (reusing what is cached) before sampling; taking one
             # sampled token and closing leaves exactly `tokens` in the cache.
@@ -117,7 +118,7 @@ class LlamaCppGenerator:
                 next(steps)
             finally:
                 steps.close()
-            self._save_prefix(tokens)
+            self._save_prefix(tokens, saved)
         finally:
             self._busy.release()
 
@@ -134,11 +135,10 @@ class LlamaCppGenerator:
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         return self.state_dir / f"prefix-{digest}.bin"
 
-    def _restore_prefix(self, tokens: list[int]) -> bool:
-        """Load a saved prefix into the KV cache; False (and an empty cache) when there is none."""
+    def _restore_prefix(self, tokens: list[int], path: Path | None) -> bool:
+        """Load the prefix saved at `path` into the KV cache; False (and an empty cache) when there is none."""
         import llama_cpp
 
-        path = self._prefix_file(tokens)
         if path is None or not path.is_file() or self._llm.n_tokens:
             return False  # nothing saved, or the cache already holds work of this process
         loaded = (llama_cpp.llama_token * len(tokens))()
@@ -148,18 +148,20 @@ class LlamaCppGenerator:
             self._llm.reset()  # the next evaluation starts from an empty cache
             path.unlink(missing_ok=True)  # unreadable: the next warm-up writes a good one
             return False
-        # Tell llama-cpp-python what the cache now holds, so generate() reuses it as a prefix.
+        # Tell llama-cpp-python what the cache now holds, so generate() reuses it as a prefix, and
+        # that no logits go with it (as its own load_state does): a prompt equal to the prefix
+        # then evaluates its last token again instead of sampling from stale logits.
         self._llm.input_ids[: len(tokens)] = tokens
         self._llm.n_tokens = len(tokens)
+        self._llm._requires_eval = True
         return True
 
-    def _save_prefix(self, tokens: list[int]) -> None:
-        """Write the KV cache of `tokens` (all of it, nothing else evaluated yet) for later processes.
-        A cache: failures are ignored. Written under a temporary name and renamed, so a reader never
-        sees half a file; states of other prefixes (an older prompt) are removed."""
+    def _save_prefix(self, tokens: list[int], path: Path | None) -> None:
+        """Write the KV cache of `tokens` (all of it, nothing else evaluated yet) to `path` for later
+        processes. A cache: failures are ignored. Written under a temporary name and renamed, so a
+        reader never sees half a file; states of other prefixes (an older prompt) are removed."""
         import llama_cpp
 
-        path = self._prefix_file(tokens)
         if path is None or self._llm.n_tokens != len(tokens):
             return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

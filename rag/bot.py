@@ -64,6 +64,7 @@ class Bot:
         self.settings = settings or Settings.from_env()
         self._embedder = embedder
         self._generator = generator
+        self._generator_warm = False  # the fixed prompt prefix is evaluated on first use
         self._model_lock = threading.Lock()  # one generation at a time: the model has one KV cache
         self._load_lock = threading.RLock()  # two threads asking first at once must not load twice
 
@@ -94,22 +95,20 @@ class Bot:
     def generator(self) -> Generator:
         with self._load_lock:
             if self._generator is None:
-                generator = load_generator(self.settings)
+                self._generator = load_generator(self.settings)
+            if not self._generator_warm:
                 # Every prompt starts with the same instructions. Evaluated now, or loaded from
                 # the state llama.cpp saved in an earlier process (see backend_llama_cpp.py), a cold
                 # `pakus ask` skips 1.4 s of prefill, and its answer is the one a warm chat gives.
-                if hasattr(generator, "warm_up"):
-                    generator.warm_up(_PROMPT_PREFIX)
-                self._generator = generator
+                if hasattr(self._generator, "warm_up"):
+                    self._generator.warm_up(_PROMPT_PREFIX)
+                self._generator_warm = True
             return self._generator
 
     def warm_up(self) -> None:
         """Load everything and evaluate the fixed prompt prefix, so the first answer is fast."""
         self.retriever.search("warm up", 1)
-        generator = self.generator
-        if hasattr(generator, "warm_up"):
-            with self._model_lock:  # a generator passed in was not warmed on loading
-                generator.warm_up(_PROMPT_PREFIX)
+        self.generator  # noqa: B018 - loading (and warming) is the point
 
     # --- the stages --------------------------------------------------------------------------
 

@@ -258,3 +258,24 @@ def test_no_retry_when_only_one_passage_was_given(make_bot):
     bot, generator = make_bot(NOT_FOUND)
     answer = bot.ask("When did the Gwadar port open?", k=1)
     assert len(generator.calls) == 1 and not answer.answered
+
+
+def test_the_prompt_prefix_is_warmed_once_however_the_generator_is_first_used(tiny_index, fake_embedder):
+    class WarmingGenerator(FakeGenerator):
+        def __init__(self, replies):
+            super().__init__(replies)
+            self.warmed = []
+
+        def warm_up(self, messages):
+            self.warmed.append(messages)
+
+    settings, _ = tiny_index
+    for first_use in ("warm_up", "ask"):
+        generator = WarmingGenerator([csf_reply, csf_reply])
+        bot = Bot(settings, embedder=fake_embedder, generator=generator)
+        if first_use == "warm_up":
+            bot.warm_up()
+        bot.ask(CSF_QUESTION)
+        bot.ask(CSF_QUESTION)
+        [prefix] = generator.warmed
+        assert prefix[0] == {"role": "system", "content": SYSTEM}
