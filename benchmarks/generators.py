@@ -104,8 +104,8 @@ def timed_answer(generator, msgs, max_tokens: int) -> dict:
 
 def child(backend: str, runs: int, max_tokens: int) -> dict:
     """One backend, measured inside this (fresh) process."""
-    from rag.generation import load_generator
-    from rag.model_files import hf_folder_for, resolve_model
+    from rag.generators import load_generator
+    from rag.generators.model_files import hf_folder_for, resolve_model
     from rag.settings import Settings
 
     settings = Settings.from_env().with_overrides(backend=backend)

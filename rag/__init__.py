@@ -26,7 +26,7 @@ _EXPORTS = {
     "IndexCorruptError": "errors", "IndexStaleError": "errors", "ModelError": "errors",
     "ModelMissingError": "errors", "ModelCorruptError": "errors", "GenerationError": "errors", "DocumentError": "errors",
     "Bot": "bot", "Chat": "bot",
-    "Generator": "generation",
+    "Generator": "generators",
 }
 _API_FUNCTIONS = ("search", "ask", "ask_stream", "default_bot")
 __all__ = ["__version__", *_EXPORTS, *_API_FUNCTIONS]

@@ -18,7 +18,7 @@ from functools import cached_property
 from .citations import check_answer, model_declined, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
-from .generation import Generator, load_generator
+from .generators import Generator, load_generator
 from .index import load_index
 from .lexical import tokenize
 from .loading import load_folder
@@ -98,7 +98,7 @@ class Bot:
                 self._generator = load_generator(self.settings)
             if not self._generator_warm:
                 # Every prompt starts with the same instructions. Evaluated now, or loaded from
-                # the state llama.cpp saved in an earlier process (see backend_llama_cpp.py), a cold
+                # the state llama.cpp saved in an earlier process (see generators/llama_cpp.py), a cold
                 # `pakus ask` skips 1.4 s of prefill, and its answer is the one a warm chat gives.
                 if hasattr(self._generator, "warm_up"):
                     self._generator.warm_up(_PROMPT_PREFIX)

@@ -1,7 +1,7 @@
 """Shared fixtures: a deterministic embedder, a scripted generator and a tiny document folder.
 
 The fakes implement the same protocols as the real parts (`rag.embedding.Embedder`,
-`rag.generation.Generator`), so every stage runs for real on them except the two models.
+`rag.generators.Generator`), so every stage runs for real on them except the two models.
 """
 
 from __future__ import annotations

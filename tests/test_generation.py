@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from rag.errors import GenerationError
-from rag.generation import Busy, StopFilter, check_context, check_max_tokens
+from rag.generators.base import Busy, StopFilter, check_context, check_max_tokens
 
 
 def feed_all(pieces, stop):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.generation import Generator, load_generator
+from rag.generators import Generator, load_generator
 from rag.settings import Settings
 
 pytestmark = pytest.mark.real_model
@@ -58,8 +58,8 @@ def test_closing_early_leaves_the_generator_usable(generator):
 
 
 def _fresh_llama(state_dir):
-    from rag.backend_llama_cpp import LlamaCppGenerator
-    from rag.model_files import resolve_model
+    from rag.generators.llama_cpp import LlamaCppGenerator
+    from rag.generators.model_files import resolve_model
 
     settings = Settings.from_env()
     return LlamaCppGenerator(resolve_model(settings), threads=settings.threads, context_tokens=settings.context_tokens,

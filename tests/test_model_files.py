@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import model_files
+from rag.generators import model_files
 from rag.errors import ModelCorruptError, ModelMissingError
-from rag.model_files import MODEL_FILENAME, assemble_gguf, default_gguf_path, find_part_files, resolve_model
+from rag.generators.model_files import MODEL_FILENAME, assemble_gguf, default_gguf_path, find_part_files, resolve_model
 from rag.settings import Settings
 
 CONTENTS = [b"GGUF" + b"a" * 1000, b"b" * 3000, b"c" * 17]

@@ -1,4 +1,4 @@
-"""The transformers backend of `Generator` (see generation.py): a bf16 folder, converted once
+"""The transformers backend of `Generator` (see base.py): a bf16 folder, converted once
 from the GGUF by model_files.py. torch and transformers are imported inside the methods.
 """
 
@@ -7,9 +7,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import GenerationError, ModelCorruptError, ModelError
-from .generation import Busy, StopFilter, check_context, check_max_tokens
-from .settings import set_offline
+from ..errors import GenerationError, ModelCorruptError, ModelError
+from ..settings import Settings, set_offline
+from .base import Busy, StopFilter, check_context, check_max_tokens
+from .model_files import hf_folder_for, resolve_model
+
+
+def cache_key(settings: Settings) -> tuple:
+    return (str(resolve_model(settings).resolve()), settings.threads, settings.context_tokens)
+
+
+def load(settings: Settings) -> TransformersGenerator:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(f"the transformers backend needs torch and transformers ({exc}); run `pip install -e .`") from exc
+    path = resolve_model(settings).resolve()
+    folder = path if path.is_dir() else hf_folder_for(path, settings)
+    return TransformersGenerator(folder, threads=settings.threads, context_tokens=settings.context_tokens)
 
 
 class TransformersGenerator:

@@ -1,4 +1,4 @@
-"""The llama.cpp backend of `Generator` (see generation.py): llama-cpp-python on a GGUF file.
+"""The llama.cpp backend of `Generator` (see base.py): llama-cpp-python on a GGUF file.
 
 llama_cpp is imported inside the constructor, so importing this module costs nothing.
 """
@@ -13,8 +13,10 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from .errors import GenerationError, ModelCorruptError, ModelError
-from .generation import Busy, StopFilter, check_context, check_max_tokens, render_chat_template
+from ..errors import GenerationError, ModelCorruptError, ModelError
+from ..settings import Settings
+from .base import Busy, StopFilter, check_context, check_max_tokens, render_chat_template
+from .model_files import resolve_model
 
 
 # llama.cpp settings, measured on the 2-core target machine (AMD EPYC, AVX-512 VNNI/BF16) with a
@@ -35,6 +37,21 @@ LLAMA_N_UBATCH = 512
 def _decode_threads(threads: int) -> int:
     """Threads for generating tokens one at a time (see the measurements above)."""
     return max(1, threads // 2)
+
+
+def cache_key(settings: Settings) -> tuple:
+    return (str(resolve_model(settings).resolve()), settings.threads, settings.context_tokens)
+
+
+def load(settings: Settings) -> LlamaCppGenerator:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(
+            f"llama-cpp-python is not installed ({exc}); run `pip install -e .` (it compiles, about 6 minutes)"
+        ) from exc
+    return LlamaCppGenerator(resolve_model(settings).resolve(), threads=settings.threads,
+                             context_tokens=settings.context_tokens, state_dir=settings.cache_dir / "llama-state")
 
 
 class LlamaCppGenerator:

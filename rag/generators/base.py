@@ -1,36 +1,38 @@
 """The generation stage: chat messages in, a stream of text pieces out.
 
-`Generator` is the narrow interface the bot talks to; two real backends implement it, each in its
-own module:
+`Generator` is the narrow interface the bot talks to. Each backend is one module in this package,
+named after the backend ("llama-cpp" -> llama_cpp.py), defining `load(settings)` and
+`cache_key(settings)`; `load_generator` finds it by that name, so adding a backend is adding a file
+(and listing its name in settings.BACKENDS):
 
-- `rag/backend_llama_cpp.py`: llama.cpp on the packaged Q4_K_M GGUF. The default: fastest on a CPU.
-- `rag/backend_transformers.py`: transformers on a bf16 copy of the same model, converted once.
+- `llama_cpp.py`: llama.cpp on the packaged Q4_K_M GGUF. The default: fastest on a CPU.
+- `transformers.py`: transformers on a bf16 copy of the same model, converted once.
+- `openai.py`: any OpenAI-compatible server (llama.cpp's server, vLLM, Ollama) over HTTP.
 
-Both decode greedily (reproducible answers), format messages with the model's own chat template,
-and keep the KV cache of the previous prompt so that a shared prefix (our prompts always start
-with the same system message) is not evaluated again. `load_generator` loads a model once per
-process and hands out the same instance afterwards.
+All decode greedily (reproducible answers) and apply the same stop rules (`StopFilter`). The local
+ones format messages with the model's own chat template and keep the KV cache of the previous
+prompt so that a shared prefix (our prompts always start with the same system message) is not
+evaluated again. `load_generator` loads a model once per process and hands out the same instance.
 
-Heavy libraries (llama_cpp, torch, transformers) are imported inside the functions that need them.
+Heavy libraries (llama_cpp, torch, transformers, httpx) are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from .errors import GenerationError, ModelError
-from .model_files import hf_folder_for, resolve_model
-from .settings import Settings
+from ..errors import ConfigError, GenerationError
+from ..settings import Settings
 
 __all__ = ["Generator", "load_generator"]
 
 
 @runtime_checkable
 class Generator(Protocol):
-    backend: str  # "llama-cpp" or "transformers"
+    backend: str  # "llama-cpp", "transformers", "openai"
     model_name: str  # human-readable, reported in Answer.timings
 
     def stream(self, messages: list[dict[str, str]], *, max_tokens: int, stop: Sequence[str] = ()) -> Iterator[str]:
@@ -43,6 +45,12 @@ class Generator(Protocol):
 
     # Optional: `warm_up(messages)` evaluates the chat prefix of `messages` ahead of the first
     # question. Callers check with `hasattr(generator, "warm_up")`.
+    # Optional: `concurrent = True` when several streams may run at once (a server that schedules
+    # them itself); without it the bot serialises calls behind its model lock (one KV cache).
+    # Optional: the iterator `stream` returns may carry `usage` ({"prompt_tokens",
+    # "completion_tokens"} as the backend counted them, once it is exhausted), which the bot then
+    # reports in Answer.timings instead of counting again. On the iterator, not the generator:
+    # concurrent streams each have their own.
 
 
 # --- shared by the backends --------------------------------------------------------------------------
@@ -142,34 +150,26 @@ _loaded: dict[tuple, Generator] = {}
 _loading = threading.Lock()
 
 
+def backend_module(backend: str):
+    """The module implementing `backend`: this package's `<backend with _ for ->`.py."""
+    name = f"{__package__}.{backend.replace('-', '_')}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise ConfigError(f"no generator module for backend {backend!r} (expected {name})") from None
+
+
 def load_generator(settings: Settings) -> Generator:
-    """The generator for `settings`, loaded on first use and then reused for the whole process."""
-    path = resolve_model(settings).resolve()
-    key = (settings.backend, str(path), settings.threads, settings.context_tokens)
+    """The generator for `settings`, loaded on first use and then reused for the whole process.
+
+    A backend module's `cache_key(settings)` says what identifies its generator (model file,
+    threads, server URL...); `load(settings)` builds one.
+    """
+    module = backend_module(settings.backend)
+    key: tuple[Hashable, ...] = (settings.backend, *module.cache_key(settings))
     with _loading:  # two threads asking at once must not load the model twice
         if key not in _loaded:
-            _loaded[key] = _load(settings, path)
+            _loaded[key] = module.load(settings)
         return _loaded[key]
-
-
-def _load(settings: Settings, path: Path) -> Generator:
-    if settings.backend == "llama-cpp":
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError as exc:
-            raise ModelError(
-                f"llama-cpp-python is not installed ({exc}); run `pip install -e .` (it compiles, about 6 minutes)"
-            ) from exc
-        from .backend_llama_cpp import LlamaCppGenerator
-
-        return LlamaCppGenerator(path, threads=settings.threads, context_tokens=settings.context_tokens,
-                                 state_dir=settings.cache_dir / "llama-state")
-    try:
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ModelError(f"the transformers backend needs torch and transformers ({exc}); run `pip install -e .`") from exc
-    from .backend_transformers import TransformersGenerator
-
-    folder = path if path.is_dir() else hf_folder_for(path, settings)
-    return TransformersGenerator(folder, threads=settings.threads, context_tokens=settings.context_tokens)

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ModelCorruptError, ModelError, ModelMissingError
-from .settings import Settings, set_offline
+from ..errors import ModelCorruptError, ModelError, ModelMissingError
+from ..settings import Settings, set_offline
 
 __all__ = [
     "MODEL_FILENAME",
