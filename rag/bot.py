@@ -9,19 +9,18 @@ does) -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from .citations import check_answer, model_declined, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
-from .index import load_index
 from .lexical import tokenize
-from .loading import load_folder
 from .passages import select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
 from .retrieval import Retriever, validate_k, validate_question
@@ -68,6 +67,15 @@ class Bot:
         self._model_lock = threading.Lock()  # one generation at a time: the model has one KV cache
         self._load_lock = threading.RLock()  # two threads asking first at once must not load twice
 
+    def share_models_with(self, other: Bot) -> None:
+        """Use `other`'s embedder and language model (and its lock: one model, one KV cache), so
+        bots of several collections in one process load the models once."""
+        self.__dict__["embedder"] = other.embedder
+        with other._load_lock:
+            self._generator = other._generator
+            self._generator_warm = other._generator_warm
+        self._model_lock = other._model_lock
+
     # --- lazily loaded parts ---------------------------------------------------------------
 
     @cached_property
@@ -76,20 +84,33 @@ class Bot:
             return self._embedder or MiniLMEmbedder()
 
     @cached_property
-    def retriever(self) -> Retriever:
+    def collection(self):
+        """The open collection (read-only: a query never changes it), checked once for staleness."""
         with self._load_lock:
-            if "retriever" in self.__dict__:  # another thread finished it while we waited
-                return self.__dict__["retriever"]
-            index = load_index(self.settings, self.embedder)
-            return Retriever(index, self.embedder, candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+            if "collection" in self.__dict__:  # another thread finished it while we waited
+                return self.__dict__["collection"]
+            return open_for_queries(self.settings, self.embedder)
 
     @cached_property
-    def documents(self) -> dict[str, Document]:
+    def retriever(self) -> Retriever:
+        with self._load_lock:
+            if "retriever" in self.__dict__:
+                return self.__dict__["retriever"]
+            collection = self.collection
+            return Retriever(collection.store, self.embedder, collection.catalog.metadata_by_source(),
+                             candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
+
+    @cached_property
+    def documents(self) -> Documents:
         """The cleaned documents, to map a quoted sentence back to its span in the source file."""
-        try:
-            return {d.source: d for d in load_folder(self.settings.seeds, self.settings.project_root)}
-        except PakusError:
-            return {}  # citations then point at whole passages, which the index still knows
+        return Documents(self.collection.catalog)
+
+    def close(self) -> None:
+        """Let go of the collection's files (the models stay loaded for another bot)."""
+        if "collection" in self.__dict__:
+            self.__dict__.pop("collection").close()
+            self.__dict__.pop("retriever", None)
+            self.__dict__.pop("documents", None)
 
     @property
     def generator(self) -> Generator:
@@ -124,7 +145,7 @@ class Bot:
         previous_question, previous_answer = history[-1]
         previous_question = previous_answer.rewritten_question or previous_question
         previous_text = previous_answer.answer if previous_answer.answered else ""
-        with self._model_lock:
+        with self._serial():
             text = "".join(self.generator.stream(rewrite_messages(question, previous_question, previous_text), max_tokens=60, stop=["\n"]))
         rewritten = text.strip().strip('"').strip()
         # A small model sometimes answers instead of rewriting: keep only a plausible question.
@@ -187,13 +208,14 @@ class Bot:
             if not quoted.declined:
                 checked = quoted
         finished = time.perf_counter()
+        usage = next((u for m, u in state.get("usage", ()) if m is messages and u), None)  # the backend's own counts
         timings.update(
             first_token=round((state["first_token"] or finished) - started, 3),
             total=round(finished - started, 3),
             backend=generator.backend,
             model=generator.model_name,
-            prompt_tokens=sum(generator.count_tokens(m["content"]) for m in messages),
-            completion_tokens=generator.count_tokens(text) if text else 0,
+            prompt_tokens=usage["prompt_tokens"] if usage else sum(generator.count_tokens(m["content"]) for m in messages),
+            completion_tokens=usage["completion_tokens"] if usage else generator.count_tokens(text) if text else 0,
         )
         common = dict(hits=hits, timings=timings, rewritten_question=rewritten, unsupported_sentences=checked.unsupported,
                       prompt=_render(messages), raw_answer=text)
@@ -203,13 +225,19 @@ class Bot:
         else:
             yield Answer(question, checked.text, True, citations=checked.citations, **common)
 
+    def _serial(self):
+        """The model lock around an in-process model (one KV cache: one stream at a time); nothing
+        around a generator that runs streams concurrently (a server, bounded by its own plug-in)."""
+        return contextlib.nullcontext() if getattr(self.generator, "concurrent", False) else self._model_lock
+
     def _generate(self, messages: list[dict[str, str]], state: dict) -> Iterator[str]:
         """Stream the model's reply to `messages`, holding back a NOT_IN_PASSAGES reply (it is
         not text for the user); returns the whole reply. Records the first token's time in `state`."""
         pieces: list[str] = []
         held = ""
-        with self._model_lock:
-            for piece in self.generator.stream(messages, max_tokens=_ANSWER_TOKENS):
+        with self._serial():
+            stream = self.generator.stream(messages, max_tokens=_ANSWER_TOKENS)
+            for piece in stream:
                 if state["first_token"] is None:
                     state["first_token"] = time.perf_counter()
                 pieces.append(piece)
@@ -218,7 +246,54 @@ class Bot:
                     continue
                 yield held
                 held = ""
+        state.setdefault("usage", []).append((messages, getattr(stream, "usage", None)))  # token counts, when the stream has them
         return "".join(pieces)
+
+
+class Documents(Mapping):
+    """The collection's clean documents by source, read from its catalog when first needed (a
+    passage or citation maps back to its file through them) and kept for the next question."""
+
+    def __init__(self, catalog):
+        self._catalog = catalog
+        self._cache: dict[str, Document | None] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, source: str) -> Document:
+        with self._lock:
+            if source not in self._cache:
+                self._cache[source] = self._catalog.document(source)
+        document = self._cache[source]
+        if document is None:
+            raise KeyError(source)
+        return document
+
+    def __iter__(self):
+        return iter([d["source"] for d in self._catalog.documents()])
+
+    def __len__(self) -> int:
+        return len(self._catalog.documents())
+
+
+def open_for_queries(settings: Settings, embedder: Embedder):
+    """Open the settings' collection read-only. A stale one is used as it is, with a warning naming
+    the command that refreshes it (queries never rebuild); the seeds' index, small and shipped, is
+    built when it is missing altogether."""
+    import sys
+
+    from .collections import DEFAULT, open_collection, read_info, directory
+    from .index import build_seeds, refresh_command, stale_reasons
+
+    if settings.collection == DEFAULT and read_info(directory(settings)) is None and settings.seeds.is_dir():
+        print(f"pakus: no index of the seeds at {settings.index}; building it now", file=sys.stderr)
+        build_seeds(settings, embedder)
+    opened = open_collection(settings)
+    reasons = stale_reasons(opened, settings, embedder)
+    if reasons:
+        shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        print(f"pakus: warning: collection {opened.name!r} is out of date ({shown}); answering from the last index. "
+              f"Refresh it with: {refresh_command(opened)}", file=sys.stderr)
+    return opened
 
 
 def final_answer(items: Iterator[str | Answer]) -> Answer:

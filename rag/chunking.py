@@ -138,6 +138,7 @@ def chunk_document(document: Document, count_tokens: TokenCounter, settings: Chu
         groups.append(current)
 
     chunks = []
+    seen: set[str] = set()
     body_started = not has_body_heading
     for group in groups:
         start, end = group[0].start, group[-1].end
@@ -147,8 +148,13 @@ def chunk_document(document: Document, count_tokens: TokenCounter, settings: Chu
             body_started = True
         text = document.text[start:end]
         span_start, span_end = document.original_span(start, end)
+        chunk_id = Chunk.make_id(document.source, text)
+        if chunk_id in seen:  # the same passage twice in one document (a repeated notice) adds nothing
+            continue
+        seen.add(chunk_id)
+        page, page_offset, _ = document.page_span(span_start, span_end)
         chunks.append(Chunk(
-            chunk_id=Chunk.make_id(document.source, text),
+            chunk_id=chunk_id,
             source=document.source,
             title=document.title,
             section=section,
@@ -156,5 +162,13 @@ def chunk_document(document: Document, count_tokens: TokenCounter, settings: Chu
             end=span_end,
             text=text,
             kind=_kind(section, not body_started),
+            page=page,
+            page_start=span_start - page_offset if page else 0,
         ))
     return chunks
+
+
+def searchable_text(chunk: Chunk) -> str:
+    """What both the dense and the lexical index see of a chunk."""
+    # The section heading gives a short passage its context ("Reimbursement for Military Service").
+    return chunk.text if not chunk.section or chunk.text.startswith(chunk.section) else f"{chunk.section}: {chunk.text}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
@@ -127,15 +128,17 @@ def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
     return max(_sentence_spans(passage), key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
 
 
-def _source_span(hit: Hit, start: int, end: int, documents: dict[str, Document]) -> tuple[int, int]:
-    """Map a span of a chunk's text to the span of the source file."""
+def _source_span(hit: Hit, start: int, end: int, documents: Mapping[str, Document]) -> tuple[int | None, int, int]:
+    """Map a span of a chunk's text to (page, start, end) in the source file: for a paged format
+    (PDF) the span is within that page's text, otherwise page is None."""
     document = documents.get(hit.source)
+    whole_chunk = (hit.page, hit.start - hit.chunk.page_start, hit.end - hit.chunk.page_start) if hit.page else (None, hit.start, hit.end)
     if document is None:
-        return hit.start, hit.end
+        return whole_chunk
     clean_start = bisect.bisect_right(document.offsets, hit.start) - 1  # the kept character at hit.start
     if document.text[clean_start:clean_start + len(hit.text)] != hit.text:
-        return hit.start, hit.end  # the document changed since indexing; fall back to the chunk
-    return document.original_span(clean_start + start, clean_start + end)
+        return whole_chunk  # the document changed since indexing; fall back to the chunk
+    return document.page_span(*document.original_span(clean_start + start, clean_start + end))
 
 
 def _best_supporting_passage(sentence: str, passages: list[str], question: str) -> int | None:
@@ -256,7 +259,7 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
-def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str, Document]) -> CheckedAnswer:
+def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document]) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from 1)."""
     if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)):
         return CheckedAnswer("", [], [], [], declined=True)
@@ -290,7 +293,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
         pair_scores = [_support(s.text, [hit.text], question) for s in citing]
         best = max(range(len(citing)), key=lambda i: pair_scores[i][0])
         quote_start, quote_end = _best_sentence(hit.text, citing[best].text)
-        start, end = _source_span(hit, quote_start, quote_end, documents)
+        page, start, end = _source_span(hit, quote_start, quote_end, documents)
         citations.append(Citation(
             n=n,
             source=hit.source,
@@ -303,6 +306,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: dict[str,
             score=round(max(score for score, _ in pair_scores), 3),
             chunk_id=hit.chunk_id,
             passage=hit.text,
+            page=page,
         ))
     return CheckedAnswer(
         text=answer_text,
@@ -322,7 +326,7 @@ QUOTE_MIN_STEMS = 4
 QUOTE_MIN_SHARE = 0.75
 
 
-def quote_answer(hits: list[Hit], question: str, documents: dict[str, Document]) -> CheckedAnswer:
+def quote_answer(hits: list[Hit], question: str, documents: Mapping[str, Document]) -> CheckedAnswer:
     """The passage sentence that nearly restates the question, as a checked answer citing it;
     declined when no sentence holds enough of the question's words."""
     found = _best_matching_sentence(

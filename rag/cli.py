@@ -17,6 +17,7 @@ import click
 from . import __version__
 from .errors import InvalidInputError, PakusError
 from .settings import BACKENDS, Settings
+from .stores.base import STORES
 
 EXAMPLES = """
 \b
@@ -27,14 +28,22 @@ Examples:
   pakus chat
   pakus ui --port 7860
   pakus index status
+  pakus add ~/papers -c papers          your own PDFs, Word files, web pages, notes
+  pakus ask "What does the 2021 report conclude?" -c papers
+  pakus sources -c papers
 \b
-Settings can also come from the environment: PAKUS_K, PAKUS_BACKEND, PAKUS_MODEL_PATH,
-PAKUS_CACHE_DIR, PAKUS_INDEX_DIR, PAKUS_SEEDS_DIR, PAKUS_THREADS.
+Settings can also come from the environment: PAKUS_COLLECTION, PAKUS_HOME, PAKUS_K, PAKUS_BACKEND,
+PAKUS_MODEL_PATH, PAKUS_CACHE_DIR, PAKUS_INDEX_DIR, PAKUS_SEEDS_DIR, PAKUS_THREADS, PAKUS_MAX_FILE_MB.
 """
 
 
 def _settings(**overrides) -> Settings:
     return Settings.from_env().with_overrides(**overrides)
+
+
+collection_option = click.option(
+    "-c", "--collection", default=None, metavar="NAME",
+    help="Collection to use (default: seeds, or PAKUS_COLLECTION). See: pakus collections.")
 
 
 def _echo_json(data) -> None:
@@ -84,49 +93,182 @@ def main() -> None:
 
 @main.group()
 def index() -> None:
-    """Build or inspect the index of the documents in seeds/."""
+    """Build the seeds' index, or inspect any collection's."""
 
 
 @index.command("build")
-@click.option("--force", is_flag=True, help="Rebuild even if the index is up to date.")
+@click.option("--force", is_flag=True, help="Convert and embed every document again, even unchanged ones.")
 def index_build(force: bool) -> None:
-    """Build the index (only when missing or out of date, unless --force)."""
-    from .index import build_index, index_status
+    """Bring the seeds' index (index/) up to date with seeds/: only what changed is redone."""
+    import time
 
-    settings = _settings()
-    if not force:
-        status = index_status(settings)
-        if status["up_to_date"]:
-            click.echo(f"index is up to date ({status['chunks']} chunks from {status['documents']} documents); use --force to rebuild")
-            return
-    built = build_index(settings)
-    manifest = built.manifest
-    click.echo(f"built index at {built.directory}: {manifest['chunks']} chunks from {manifest['documents']} documents in {manifest['build_seconds']} s")
+    from .display import print_reports
+    from .index import build_seeds
+
+    started = time.perf_counter()
+    settings = _settings().with_overrides(collection="seeds")
+    reports = build_seeds(settings, force=force, progress=True)
+    print_reports(reports, settings.collection, time.perf_counter() - started, quiet_unchanged=False)
+    if any(r.failed for r in reports):
+        sys.exit(1)
 
 
 @index.command("status")
+@collection_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def index_status_command(as_json: bool) -> None:
-    """Documents, chunks, model, build time, and whether the index is up to date."""
+def index_status_command(collection: str | None, as_json: bool) -> None:
+    """Documents, chunks, model, and whether the collection is up to date with its files."""
     from .index import index_status
 
-    status = index_status(_settings())
+    status = index_status(_settings(collection=collection))
     if as_json:
         _echo_json(status)
     else:
-        click.echo(f"index:      {status['index_dir']}")
-        click.echo(f"state:      {status['state']}" + ("" if status["up_to_date"] else "  (run: pakus index build)"))
-        if status.get("problem"):
-            click.echo(f"problem:    {status['problem']}")
-        for reason in status.get("stale_reasons", []):
-            click.echo(f"  - {reason}")
-        if "chunks" in status:
-            click.echo(f"documents:  {status['documents']}  ({', '.join(status['sources'])})")
-            click.echo(f"chunks:     {status['chunks']}")
-            click.echo(f"model:      {status['model']} ({status['dimension']} dimensions)")
-            click.echo(f"built at:   {status['built_at']} in {status['build_seconds']} s")
+        from .display import print_status
+
+        print_status(status)
     if not status["up_to_date"]:
         sys.exit(1)
+
+
+# --- collections -------------------------------------------------------------------------------
+
+_store_option = click.option("--store", type=click.Choice(STORES), default=None,
+                             help="Where a NEW collection keeps its index (default embedded; see README).")
+
+
+def _ingest_output(as_json: bool):
+    """Per-file lines as they happen (text mode), or nothing until the JSON list at the end."""
+    from .display import report_line
+
+    return None if as_json else (lambda report: click.echo(report_line(report)))
+
+
+def _finish_ingest(reports, collection: str, seconds: float, as_json: bool) -> None:
+    if as_json:
+        _echo_json([r.to_dict() for r in reports])
+    else:
+        from .display import summary_line
+
+        click.echo(summary_line(reports, collection, seconds))
+    if any(r.failed for r in reports):
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@collection_option
+@click.option("--force", is_flag=True, help="Convert and embed again even files that did not change.")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
+def add(paths: tuple[Path, ...], collection: str | None, force: bool, store: str | None, as_json: bool) -> None:
+    """Add files and folders (recursively) to a collection, creating it if needed.
+
+    Reads .pdf .docx .html .htm .md .markdown .txt; unchanged files are skipped by their hash."""
+    import time
+
+    from .ingest import add as add_files
+
+    started = time.perf_counter()
+    settings = _settings(collection=collection)
+    reports = add_files(paths, settings, force=force, progress=not as_json, on_report=_ingest_output(as_json),
+                        store=store, store_options=_store_options(store))
+    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@collection_option
+@click.option("--force", is_flag=True, help="Convert and embed again even files that did not change.")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
+def sync(folder: Path, collection: str | None, force: bool, store: str | None, as_json: bool) -> None:
+    """Make a collection mirror FOLDER: new and changed files indexed, files gone removed."""
+    import time
+
+    from .ingest import sync as sync_folder
+
+    started = time.perf_counter()
+    settings = _settings(collection=collection)
+    reports = sync_folder(folder, settings, force=force, progress=not as_json, on_report=_ingest_output(as_json),
+                          store=store, store_options=_store_options(store))
+    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
+
+
+def _store_options(store: str | None) -> dict | None:
+    """A new Milvus collection remembers its URI (PAKUS_MILVUS_URI), so later commands find it."""
+    if store != "milvus":
+        return None
+    from .stores.milvus import options_from_env
+
+    return options_from_env()
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True)
+@collection_option
+@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
+def remove(targets: tuple[str, ...], collection: str | None, as_json: bool) -> None:
+    """Remove documents from a collection, by path (a folder: all under it) or by source name."""
+    import time
+
+    from .ingest import remove as remove_files
+
+    started = time.perf_counter()
+    settings = _settings(collection=collection)
+    reports = remove_files(targets, settings, on_report=_ingest_output(as_json))
+    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
+
+
+@main.command()
+@collection_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per document.")
+def sources(collection: str | None, as_json: bool) -> None:
+    """List a collection's documents: source, title, format, pages, chunks, sha256, added at."""
+    from .collections import list_sources
+
+    settings = _settings(collection=collection)
+    records = list_sources(settings)
+    if as_json:
+        _echo_json(records)
+        return
+    from .display import print_documents
+
+    print_documents(records, settings.collection)
+
+
+@main.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_context
+def collections(ctx: click.Context, as_json: bool) -> None:
+    """List the collections (or delete one: pakus collections delete NAME)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .collections import list_collections
+
+    records = list_collections(_settings())
+    if as_json:
+        _echo_json(records)
+        return
+    from .display import print_collections
+
+    print_collections(records)
+
+
+@collections.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def collections_delete(name: str, yes: bool) -> None:
+    """Delete collection NAME and its index (your original files are not touched)."""
+    from .collections import delete, require
+
+    settings = _settings()
+    require(settings, name)
+    if not yes and not click.confirm(f"Delete collection {name!r} and its index? Your files are not touched.", err=True):
+        click.echo("pakus: nothing deleted", err=True)
+        sys.exit(1)
+    delete(settings, name)
+    click.echo(f"deleted collection {name!r}")
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -134,13 +276,14 @@ def index_status_command(as_json: bool) -> None:
 
 @main.command()
 @click.argument("query")
+@collection_option
 @click.option("-k", "k", type=int, default=5, show_default=True, help="Number of passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of hits.")
-def search(query: str, k: int, as_json: bool) -> None:
+def search(query: str, collection: str | None, k: int, as_json: bool) -> None:
     """Show the passages that best match QUERY (no language model involved)."""
     from .bot import Bot
 
-    hits = Bot(_settings()).search(_read_question(query), k)
+    hits = Bot(_settings(collection=collection)).search(_read_question(query), k)
     if as_json:
         _echo_json([h.to_dict() for h in hits])
         return
@@ -152,6 +295,7 @@ def search(query: str, k: int, as_json: bool) -> None:
 # --- ask / chat --------------------------------------------------------------------------------
 
 _generation_options = [
+    collection_option,
     click.option("-k", "k", type=int, default=None, help="Passages given to the model (default 2, or PAKUS_K)."),
     click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Generator runtime (default llama-cpp, or PAKUS_BACKEND)."),
     click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
@@ -170,12 +314,13 @@ def generation_options(function):
 @generation_options
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as one JSON object.")
 @click.option("--explain", is_flag=True, help="Also print the retrieval scores, the prompt and the timings.")
-def ask(question: str, k: int | None, backend: str | None, model_path: Path | None, as_json: bool, explain: bool) -> None:
+def ask(question: str, collection: str | None, k: int | None, backend: str | None, model_path: Path | None, as_json: bool,
+        explain: bool) -> None:
     """Answer QUESTION from the documents, citing the passages used ('-' reads standard input)."""
     from .bot import Bot
     from .display import stream_answer
 
-    bot = Bot(_settings(backend=backend, model_path=model_path, k=k))
+    bot = Bot(_settings(collection=collection, backend=backend, model_path=model_path, k=k))
     question = _read_question(question)
     if as_json:
         _echo_json(bot.ask(question).to_dict())
@@ -185,12 +330,12 @@ def ask(question: str, k: int | None, backend: str | None, model_path: Path | No
 
 @main.command()
 @generation_options
-def chat(k: int | None, backend: str | None, model_path: Path | None) -> None:
+def chat(collection: str | None, k: int | None, backend: str | None, model_path: Path | None) -> None:
     """Talk with the documents: follow-up questions understand the conversation so far."""
     from .bot import Bot, Chat
     from .display import run_chat
 
-    run_chat(Chat(Bot(_settings(backend=backend, model_path=model_path, k=k))))
+    run_chat(Chat(Bot(_settings(collection=collection, backend=backend, model_path=model_path, k=k))))
 
 
 # --- ui / eval ---------------------------------------------------------------------------------
@@ -200,22 +345,24 @@ def chat(k: int | None, backend: str | None, model_path: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback: only this machine).")
 @click.option("--port", default=7860, show_default=True, type=int)
 @click.option("--share", is_flag=True, help="Also publish the page through a public Gradio tunnel (off unless asked).")
-def ui(host: str, port: int, share: bool) -> None:
+@collection_option
+def ui(host: str, port: int, share: bool, collection: str | None) -> None:
     """Open the chat page in your browser (Gradio, on this machine)."""
     from ui.app import launch
 
-    launch(host=host, port=port, share=share, settings=_settings())
+    launch(host=host, port=port, share=share, settings=_settings(collection=collection))
 
 
 @main.command("eval")
 @click.argument("questions", required=False, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with every figure.")
 @generation_options
-def eval_command(questions: Path | None, as_json: bool, k: int | None, backend: str | None, model_path: Path | None) -> None:
+def eval_command(questions: Path | None, as_json: bool, collection: str | None, k: int | None, backend: str | None,
+                 model_path: Path | None) -> None:
     """Measure retrieval, answers, citations and speed on a question set (JSONL)."""
     from .evaluation import run_eval
 
-    sys.exit(run_eval(questions, _settings(backend=backend, model_path=model_path, k=k), as_json))
+    sys.exit(run_eval(questions, _settings(collection=collection, backend=backend, model_path=model_path, k=k), as_json))
 
 
 if __name__ == "__main__":

@@ -25,13 +25,19 @@ def _score(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def location(source: str, page: int | None, start: int, end: int) -> str:
+    """Where a passage is: "file.md:120-220", or "file.pdf, p. 4:120-220" (span within the page)."""
+    return f"{source}, p. {page}:{start}-{end}" if page else f"{source}:{start}-{end}"
+
+
 def print_hits(hits: list[Hit], limit_chars: int | None = None) -> None:
     for hit in hits:
         header = f"[{hit.rank}] {hit.title}"
         if hit.section:
             header += f" — {hit.section}"
         click.echo(click.style(header, bold=True))
-        click.echo(f"      {hit.source}:{hit.start}-{hit.end}   score {hit.score:.4f} (dense {_score(hit.dense_score)}, bm25 {_score(hit.lexical_score, 2)})")
+        span = hit.to_dict()
+        click.echo(f"      {location(hit.source, hit.page, span['start'], span['end'])}   score {hit.score:.4f} (dense {_score(hit.dense_score)}, bm25 {_score(hit.lexical_score, 2)})")
         text = hit.text if limit_chars is None or len(hit.text) <= limit_chars else hit.text[:limit_chars].rstrip() + " ..."
         click.echo(_wrap(text))
         click.echo()
@@ -54,7 +60,7 @@ def print_sources(answer: Answer) -> None:
         mark = click.style("✓ verified", fg="green") if citation.supported else click.style("? not verified", fg="yellow")
         section = f" — {citation.section}" if citation.section else ""
         click.echo(f"  [{citation.n}] {citation.title}{section}   {mark}")
-        click.echo(f"      {citation.source}:{citation.start}-{citation.end}")
+        click.echo(f"      {location(citation.source, citation.page, citation.start, citation.end)}")
         click.echo(_wrap(f"“{citation.quote}”"))
 
 
@@ -197,3 +203,74 @@ def format_report(report: dict[str, Any]) -> str:
             f" {_fmt(q['timings'].get('total'), '{:.1f}'):>6}  {_short(shown, 70)}"
         )
     return "\n".join(lines)
+
+
+# --- collections ---------------------------------------------------------------------------------
+
+
+def report_line(report) -> str:
+    """One file's outcome of add/sync/remove, as it happens."""
+    line = report.line()
+    if report.failed:
+        return click.style(line, fg="red")
+    return line
+
+
+def summary_line(reports, collection: str, seconds: float) -> str:
+    counts: dict[str, int] = {}
+    for report in reports:
+        key = "failed" if report.failed else report.status
+        counts[key] = counts.get(key, 0) + 1
+    order = ("added", "updated", "unchanged", "removed", "skipped", "failed")
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)] or ["nothing to do"]
+    return f"collection {collection!r}: {', '.join(parts)} in {seconds:.1f} s"
+
+
+def print_reports(reports, collection: str, seconds: float, *, quiet_unchanged: bool = True) -> None:
+    for report in reports:
+        if not (quiet_unchanged and report.status == "unchanged"):
+            click.echo(report_line(report))
+    click.echo(summary_line(reports, collection, seconds))
+
+
+def print_status(status: dict[str, Any]) -> None:
+    click.echo(f"collection: {status['collection']}")
+    click.echo(f"index:      {status['index_dir']}")
+    refresh = f"  (run: {status['refresh']})" if status.get("refresh") else ""
+    click.echo(f"state:      {status['state']}{refresh}")
+    if status.get("problem"):
+        click.echo(f"problem:    {status['problem']}")
+    for reason in status.get("stale_reasons", []):
+        click.echo(f"  - {reason}")
+    if "chunks" in status:
+        shown = ", ".join(status["sources"][:5]) + (f", ... ({len(status['sources']) - 5} more)" if len(status["sources"]) > 5 else "")
+        click.echo(f"documents:  {status['documents']}  ({shown})")
+        click.echo(f"chunks:     {status['chunks']}")
+        click.echo(f"store:      {status['store']}")
+        click.echo(f"model:      {status['model']} ({status['dimension']} dimensions)")
+        click.echo(f"created at: {status['created_at']}")
+
+
+def print_documents(records: list[dict[str, Any]], collection: str) -> None:
+    if not records:
+        click.echo(f"collection {collection!r} has no documents; add some with: pakus add PATH -c {collection}")
+        return
+    for record in records:
+        pages = f", {record['pages']} pages" if record.get("pages") else ""
+        click.echo(click.style(record["title"], bold=True))
+        click.echo(f"      {record['source']}  ({record['format']}{pages}, {record['chunks']} chunks, added {record['added_at']})")
+        for other in record.get("also_at") or []:
+            click.echo(f"      also at {other} (same content)")
+    click.echo(f"{len(records)} documents in collection {collection!r}")
+
+
+def print_collections(records: list[dict[str, Any]]) -> None:
+    if not records:
+        click.echo("no collections yet; create one with: pakus add PATH -c NAME")
+        return
+    for record in records:
+        if record.get("problem"):
+            click.echo(f"{record['name']:<20} {click.style('damaged', fg='red')}: {record['problem']}")
+            continue
+        folder = f"  mirrors {record['folder']}" if record.get("folder") else ""
+        click.echo(f"{record['name']:<20} {record['documents']:>6} documents {record['chunks']:>8} chunks  {record['store']}{folder}")

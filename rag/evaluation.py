@@ -114,7 +114,7 @@ def _clean(text: str) -> str:
     # The chunker's own cleaning, so that an evidence string copied from the raw file (with `\$`,
     # `**`, `<sup>`) compares equal to the cleaned chunk text. Imported here, not at module level,
     # so that loading a question set never pulls in the document loader.
-    from .loading import clean_fragment
+    from .converters.markdown import clean_fragment
 
     return clean_fragment(text)
 

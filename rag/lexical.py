@@ -26,7 +26,8 @@ STOP_WORDS = frozenset(
 )
 
 
-def _fold(word: str) -> str:
+def fold(word: str) -> str:
+    """Plurals and possessives to the base word, as BM25 tokens have them."""
     word = word.removesuffix("'s").removesuffix("’s")
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
@@ -41,7 +42,7 @@ def words(text: str) -> list[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    return [_fold(w) for w in words(text) if w not in STOP_WORDS]
+    return [fold(w) for w in words(text) if w not in STOP_WORDS]
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")

@@ -9,6 +9,7 @@ their spans), best rank first, until `k` passages or the token budget are reache
 from __future__ import annotations
 
 import bisect
+from collections.abc import Mapping
 from dataclasses import replace
 
 from .schema import Chunk, Document, Hit
@@ -24,7 +25,7 @@ def _clean_span(document: Document, start: int, end: int) -> tuple[int, int]:
     return bisect.bisect_left(document.offsets, start), bisect.bisect_left(document.offsets, end)
 
 
-def _merge(first: Hit, second: Hit, documents: dict[str, Document]) -> Hit | None:
+def _merge(first: Hit, second: Hit, documents: Mapping[str, Document]) -> Hit | None:
     """One hit covering both, if they come from the same document and overlap or touch."""
     if first.source != second.source or second.start > first.end + _ADJACENT or first.start > second.end + _ADJACENT:
         return None
@@ -32,22 +33,25 @@ def _merge(first: Hit, second: Hit, documents: dict[str, Document]) -> Hit | Non
     if document is None:
         return None
     start, end = min(first.start, second.start), max(first.end, second.end)
+    earlier = first if first.start <= second.start else second
     clean_start, clean_end = _clean_span(document, start, end)
     text = document.text[clean_start:clean_end].strip()
     chunk = Chunk(
         chunk_id=Chunk.make_id(first.source, text),
         source=first.source,
         title=first.title,
-        section=first.section if first.start <= second.start else second.section,
+        section=earlier.section,
         start=start,
         end=end,
         text=text,
         kind=first.chunk.kind,
+        page=earlier.chunk.page,
+        page_start=earlier.chunk.page_start,
     )
     return replace(first, chunk=chunk, score=max(first.score, second.score))
 
 
-def _absorb(passages: list[Hit], i: int, documents: dict[str, Document]) -> None:
+def _absorb(passages: list[Hit], i: int, documents: Mapping[str, Document]) -> None:
     """Merge into `passages[i]` the passages it now overlaps or touches (a hit between them joined them).
 
     The better ranked of two passages (the earlier one) takes the other in, so ranks keep their order.
@@ -64,7 +68,7 @@ def _absorb(passages: list[Hit], i: int, documents: dict[str, Document]) -> None
         i, j = first, 0
 
 
-def select_passages(hits: list[Hit], documents: dict[str, Document], k: int, max_chars: int = MAX_PASSAGE_CHARS) -> list[Hit]:
+def select_passages(hits: list[Hit], documents: Mapping[str, Document], k: int, max_chars: int = MAX_PASSAGE_CHARS) -> list[Hit]:
     """At most `k` passages built from `hits` (ranked best first), renumbered from 1."""
     passages: list[Hit] = []
     for hit in hits:

@@ -7,18 +7,16 @@ fusion combines the two rankings without having to calibrate their very differen
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
+from itertools import zip_longest
 
-import numpy as np
-
+from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
-from .index import Index, embedding_text
-from .lexical import mentioned, names_in, tokenize, words
+from .lexical import names_in, tokenize, words
 from .schema import Hit
 from .settings import Settings
 
@@ -83,52 +81,44 @@ def validate_k(k: int) -> int:
 
 
 class Retriever:
-    def __init__(self, index: Index, embedder: Embedder, *, candidates: int = Settings.candidates, rrf_k: int = Settings.rrf_k):
-        self.index = index
+    """Searches one open collection's store, and fuses, weighs and de-duplicates above it."""
+
+    def __init__(self, store, embedder: Embedder, document_metadata: dict[str, dict], *,
+                 candidates: int = Settings.candidates, rrf_k: int = Settings.rrf_k):
+        self.store = store
         self.embedder = embedder
         self.candidates = candidates
         self.rrf_k = rrf_k
-        self._words = [set(tokenize(embedding_text(c))) for c in index.chunks]
-        self._words_by_id = {c.chunk_id: w for c, w in zip(index.chunks, self._words)}
-        metadata = index.manifest.get("document_metadata", {})
-        self._document_words = distinctive_metadata_words(metadata)
-        # Everything the documents say, and what they are (titles, publishers, authors): a name
-        # found nowhere in it is something the documents never mention.
-        self._corpus = " ".join([*(c.text for c in index.chunks), json.dumps(metadata, ensure_ascii=False)]).lower()
-        self._corpus_words = set(words(self._corpus))
+        self._document_words = distinctive_metadata_words(document_metadata)
+        # What the documents are (titles, publishers, authors) names things too: a question naming
+        # a document's author is not about something the documents never mention.
+        self._metadata_words = set(words(json.dumps(document_metadata, ensure_ascii=False)))
 
     def named_documents(self, question: str) -> set[str]:
         """Sources whose distinctive metadata words appear in the question."""
-        words = set(tokenize(question))
-        return {source for source, own in self._document_words.items() if words & own}
+        tokens = set(tokenize(question))
+        return {source for source, own in self._document_words.items() if tokens & own}
 
     def unknown_names(self, question: str) -> list[str]:
         """Names in the question ("the Kerry-Lugar-Berman Act", "Australia") that no document
         mentions, allowing a typo ("Coalition Suport Fund"): the documents cannot answer about them.
 
-        The whole corpus is searched, not only the passages retrieved, since documents often call
-        one thing by several names ("Washington" for the United States); this check only catches
-        what the documents never name at all."""
-        return [name for name in sorted(names_in(question))
-                if not mentioned(name, self._corpus)
-                and not difflib.get_close_matches(name, self._corpus_words, n=1, cutoff=0.8)]
+        Every document is consulted (through the store's vocabulary), not only the passages
+        retrieved, since documents often call one thing by several names ("Washington" for the
+        United States); this check only catches what the documents never name at all."""
+        unknown = []
+        for name in sorted(names_in(question)):
+            parts = [part for part in re.split(r"[-']", name) if part] or [name]
+            if name in self._metadata_words or self.store.knows_word(name) or all(self.store.knows_word(p) for p in parts):
+                continue
+            unknown.append(name)
+        return unknown
 
-    def dense_ranking(self, question: str) -> list[tuple[int, float]]:
-        vector = self.embedder.embed([question])
-        scores, ids = self.index.dense.search(vector, min(self.candidates, self.index.dense.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    def dense_ranking(self, question: str) -> list[tuple[str, float]]:
+        return self.store.dense_search(self.embedder.embed([question])[0], self.candidates)
 
-    def lexical_ranking(self, question: str) -> list[tuple[int, float]]:
-        vocabulary = self.index.lexical.vocab_dict
-        tokens = [t for t in tokenize(question) if t in vocabulary]
-        if not tokens:
-            return []
-        scores = np.asarray(self.index.lexical.get_scores(tokens))
-        order = np.argsort(-scores, kind="stable")[: self.candidates]
-        return [(int(i), float(scores[i])) for i in order if scores[i] > 0]
-
-    def _words_of(self, hit: Hit) -> set[str]:
-        return self._words_by_id[hit.chunk_id]
+    def lexical_ranking(self, question: str) -> list[tuple[str, float]]:
+        return self.store.lexical_search(tokenize(question), self.candidates)
 
     def search(self, question: str, k: int = 5) -> list[Hit]:
         question = validate_question(question)
@@ -143,42 +133,43 @@ class Retriever:
         # Each part's best passages first, in turn: one search for the whole question ranks the
         # passages of its most prominent part on top and leaves the other part unanswerable.
         hits: list[Hit] = []
-        for hit in (h for position in zip(*rankings) for h in position):
+        for hit in (h for position in zip_longest(*rankings) for h in position if h is not None):
             if all(h.chunk_id != hit.chunk_id for h in hits) and len(hits) < k:
                 hits.append(replace(hit, rank=len(hits) + 1))
         return hits
 
-    def fuse(self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]], k: int,
+    def fuse(self, dense: Sequence[tuple[str, float]], lexical: Sequence[tuple[str, float]], k: int,
              named_documents: set[str] = frozenset()) -> list[Hit]:
-        fused: dict[int, float] = {}
-        details: dict[int, dict] = {}
+        fused: dict[str, float] = {}
+        details: dict[str, dict] = {}
         for name, ranking in (("dense", dense), ("lexical", lexical)):
-            for rank, (chunk_index, score) in enumerate(ranking, start=1):
-                fused[chunk_index] = fused.get(chunk_index, 0.0) + 1.0 / (self.rrf_k + rank)
-                details.setdefault(chunk_index, {})[name] = (rank, score)
-        for chunk_index in fused:
-            chunk = self.index.chunks[chunk_index]
-            fused[chunk_index] *= KIND_WEIGHTS.get(chunk.kind, 1.0)
+            for rank, (chunk_id, score) in enumerate(ranking, start=1):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self.rrf_k + rank)
+                details.setdefault(chunk_id, {})[name] = (rank, score)
+        chunks = self.store.chunks(list(fused))
+        for chunk_id in list(fused):
+            chunk = chunks.get(chunk_id)
+            if chunk is None:  # removed between the search and this read
+                del fused[chunk_id]
+                continue
+            fused[chunk_id] *= KIND_WEIGHTS.get(chunk.kind, 1.0)
             if chunk.source in named_documents:
-                fused[chunk_index] *= NAMED_DOCUMENT_BOOST
-        ordered = sorted(fused, key=lambda i: (-fused[i], i))
+                fused[chunk_id] *= NAMED_DOCUMENT_BOOST
+        # Ties go to the better dense rank, then the better lexical rank: deterministic.
+        ordered = sorted(fused, key=lambda i: (-fused[i], details[i].get("dense", (10**9,))[0], details[i].get("lexical", (10**9,))[0], i))
 
         hits: list[Hit] = []
-        for chunk_index in ordered:
-            words = self._words[chunk_index]
-            if words and any(len(words & self._words_of(h)) / len(words) >= NEAR_DUPLICATE for h in hits):
+        shown: list[set[str]] = []
+        for chunk_id in ordered:
+            chunk = chunks[chunk_id]
+            chunk_words = set(tokenize(searchable_text(chunk)))
+            if chunk_words and any(len(chunk_words & other) / len(chunk_words) >= NEAR_DUPLICATE for other in shown):
                 continue  # says nothing a better hit has not already said
-            dense_rank, dense_score = details[chunk_index].get("dense", (None, None))
-            lexical_rank, lexical_score = details[chunk_index].get("lexical", (None, None))
-            hits.append(Hit(
-                rank=len(hits) + 1,
-                chunk=self.index.chunks[chunk_index],
-                score=fused[chunk_index],
-                dense_score=dense_score,
-                lexical_score=lexical_score,
-                dense_rank=dense_rank,
-                lexical_rank=lexical_rank,
-            ))
+            dense_rank, dense_score = details[chunk_id].get("dense", (None, None))
+            lexical_rank, lexical_score = details[chunk_id].get("lexical", (None, None))
+            hits.append(Hit(rank=len(hits) + 1, chunk=chunk, score=fused[chunk_id], dense_score=dense_score,
+                            lexical_score=lexical_score, dense_rank=dense_rank, lexical_rank=lexical_rank))
+            shown.append(chunk_words)
             if len(hits) == k:
                 break
         return hits

@@ -20,7 +20,16 @@ class Document:
     text: str
     offsets: list[int]
     sections: list[tuple[int, str]] = field(default_factory=list)  # (clean start, heading)
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)  # title, authors, date, format, ... as found
+    # Paged formats (PDF): the original offset where each page's extracted text starts, page 1
+    # first. The "original" of a PDF is its pages' extracted texts laid end to end, so a span maps
+    # to (page, span within that page's text) by `page_span`. Empty for formats without pages.
+    page_starts: list[int] = field(default_factory=list)
+
+    def page_span(self, start: int, end: int) -> tuple[int | None, int, int]:
+        """(page number from 1, start, end within that page's text) for an original span; for a
+        format without pages, (None, start, end) unchanged."""
+        return page_span(self.page_starts, start, end)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a clean half-open span [start, end) to the half-open span in the original file."""
@@ -28,6 +37,16 @@ class Document:
             position = self.offsets[start] if start < len(self.offsets) else (self.offsets[-1] + 1 if self.offsets else 0)
             return position, position
         return self.offsets[start], self.offsets[end - 1] + 1
+
+
+def page_span(page_starts: list[int], start: int, end: int) -> tuple[int | None, int, int]:
+    """See `Document.page_span`; a span that runs into the next page keeps its first page."""
+    if not page_starts:
+        return None, start, end
+    import bisect
+
+    index = max(0, bisect.bisect_right(page_starts, start) - 1)
+    return index + 1, start - page_starts[index], end - page_starts[index]
 
 
 @dataclass
@@ -42,6 +61,8 @@ class Chunk:
     end: int
     text: str  # cleaned text
     kind: str = "content"  # "content", or "front_matter" / "references" (down-weighted in retrieval)
+    page: int | None = None  # page of `start` in a paged format (PDF), from 1
+    page_start: int = 0  # original offset where that page starts: start - page_start is within the page
 
     @staticmethod
     def make_id(source: str, text: str) -> str:
@@ -97,15 +118,22 @@ class Hit:
     def text(self) -> str:
         return self.chunk.text
 
+    @property
+    def page(self) -> int | None:
+        return self.chunk.page
+
     def to_dict(self) -> dict[str, Any]:
+        # For a PDF, start and end are within the page's extracted text (the contract).
+        offset = self.chunk.page_start if self.chunk.page else 0
         return {
             "rank": self.rank,
             "chunk_id": self.chunk_id,
             "source": self.source,
             "title": self.title,
             "section": self.section,
-            "start": self.start,
-            "end": self.end,
+            "page": self.page,
+            "start": self.start - offset,
+            "end": self.end - offset,
             "text": self.text,
             "score": round(self.score, 6),
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
@@ -130,6 +158,7 @@ class Citation:
     score: float  # how strongly the cited sentences are backed by the passage (0..1)
     chunk_id: str = ""
     passage: str = ""  # the whole passage, so a UI can show the quote in context
+    page: int | None = None  # in a paged format (PDF): start and end are within this page's text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

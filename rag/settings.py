@@ -7,12 +7,13 @@ The CLI and the UI build a `Settings` from the environment and then apply their 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from .errors import ConfigError
 
-BACKENDS = ("llama-cpp", "transformers")
+BACKENDS = ("llama-cpp", "transformers", "openai")  # each one module in rag/generators/
 
 # Set before any model library is imported: nothing may reach a model hub at run time.
 OFFLINE_ENV = {
@@ -32,11 +33,22 @@ def set_offline() -> None:
 
 
 def _default_project_root() -> Path:
-    """The folder holding seeds/ and index/: PAKUS_HOME, else the checkout this package lives in."""
+    """The folder holding seeds/ and index/: the checkout this package lives in, else the working folder."""
     package_parent = Path(__file__).resolve().parent.parent
     if (package_parent / "seeds").is_dir():
         return package_parent
     return Path.cwd()
+
+
+def default_home() -> Path:
+    """Where collections live unless PAKUS_HOME says otherwise: the platform's user data folder."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Application Support")
+    else:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pakus"
 
 
 def _default_cache_dir() -> Path:
@@ -47,6 +59,13 @@ def _default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class Settings:
     project_root: Path = field(default_factory=_default_project_root)
+    # Which collection to answer from: "seeds" (the shipped documents, index in index/) or one of
+    # the user's, which live in `home` (PAKUS_HOME, default the platform's user data folder).
+    collection: str = "seeds"
+    home: Path = field(default_factory=default_home)
+    # Files larger than this are refused by `pakus add` (a 200 MB upload is almost never a document
+    # someone wants to ask about, and converting it would hold the memory of a small machine).
+    max_file_mb: int = 100
     seeds_dir: Path | None = None  # default: project_root / "seeds"
     index_dir: Path | None = None  # default: project_root / "index"
     cache_dir: Path = field(default_factory=_default_cache_dir)  # assembled model files live here
@@ -81,7 +100,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"unknown backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
-        for name in ("k", "candidates", "chunk_max_tokens", "max_new_tokens", "threads"):
+        from .collections import validate_name
+
+        validate_name(self.collection)
+        for name in ("k", "candidates", "chunk_max_tokens", "max_new_tokens", "threads", "max_file_mb"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
@@ -109,15 +131,13 @@ class Settings:
             raw = environ.get(f"PAKUS_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
-            if f.name in ("project_root", "seeds_dir", "index_dir", "cache_dir", "model_path"):
+            if f.name in ("project_root", "seeds_dir", "index_dir", "cache_dir", "model_path", "home"):
                 values[f.name] = Path(raw).expanduser()
-            elif f.name == "backend":
+            elif f.name in ("backend", "collection"):
                 values[f.name] = raw.strip()
             else:
                 try:
                     values[f.name] = int(raw)
                 except ValueError:
                     raise ConfigError(f"PAKUS_{f.name.upper()} must be a whole number, got {raw!r}") from None
-        if "project_root" not in values and environ.get("PAKUS_HOME"):
-            values["project_root"] = Path(environ["PAKUS_HOME"]).expanduser()
         return cls(**values)

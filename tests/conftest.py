@@ -227,12 +227,32 @@ def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
 
 
+def load_folder(folder: Path, root: Path):
+    """The Documents of a folder's files as pakus indexes them (sources relative to `root`, with
+    the folder's sources.json applied), in name order: what the stages downstream of loading see."""
+    from rag.ingest import SOURCES_FILE, read_document, read_overrides
+
+    overrides = read_overrides(folder)
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.name != SOURCES_FILE and p.name.lower() != "readme.md")
+    return [read_document(p, p.relative_to(root).as_posix(), overrides.get(p.name)) for p in paths]
+
+
+def load_document(path: Path, root: Path, overrides: dict | None = None):
+    from rag.ingest import read_document
+
+    return read_document(path, path.relative_to(root).as_posix(), overrides)
+
+
 @pytest.fixture
 def tiny_index(tiny_docs, fake_embedder):
-    """The tiny project with its index built by the fake embedder: (settings, Index)."""
-    from rag.index import build_index
+    """The tiny project with its seeds indexed by the fake embedder: (settings, open collection)."""
+    from rag.collections import open_collection
+    from rag.index import build_seeds
 
-    return tiny_docs, build_index(tiny_docs, fake_embedder, progress=False)
+    build_seeds(tiny_docs, fake_embedder)
+    opened = open_collection(tiny_docs)
+    yield tiny_docs, opened
+    opened.close()
 
 
 def free_port() -> int:

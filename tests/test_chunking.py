@@ -8,7 +8,8 @@ import pytest
 
 from conftest import SEEDS, FakeEmbedder
 from rag.chunking import ChunkSettings, chunk_document, split_sentences
-from rag.loading import clean_text, load_document, load_folder
+from rag.converters.markdown import clean_text
+from conftest import load_document, load_folder
 from rag.schema import Chunk, Document
 
 ROOT = SEEDS.parent

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import FakeEmbedder, assert_runs_in_a_fresh_python
-from rag.loading import load_folder
+from conftest import load_folder
 from rag.embedding import EMBEDDER_NAME, MAX_TOKENS, MiniLMEmbedder
 
 

@@ -19,7 +19,8 @@ from rag.evaluation import (
     percentile,
     run_eval,
 )
-from rag.loading import load_document, read_provenance
+from conftest import load_document
+from rag.ingest import read_overrides as read_provenance
 from rag.schema import Answer, Chunk, Citation, Hit
 from rag.settings import Settings
 

@@ -10,7 +10,9 @@ import pytest
 from conftest import SEEDS, write_tiny_documents
 from rag.chunking import ChunkSettings, chunk_document
 from rag.errors import DocumentError
-from rag.loading import clean_fragment, clean_text, load_document, load_folder, read_provenance
+from rag.converters.markdown import clean_fragment, clean_text
+from conftest import load_document, load_folder
+from rag.ingest import read_overrides as read_provenance
 
 ROOT = SEEDS.parent
 

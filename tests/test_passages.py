@@ -6,7 +6,8 @@ import pytest
 
 from conftest import FakeEmbedder
 from rag.chunking import ChunkSettings, chunk_document
-from rag.loading import clean_fragment, load_folder
+from rag.converters.markdown import clean_fragment
+from conftest import load_folder
 from rag.passages import select_passages
 from rag.schema import Chunk, Hit
 

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from rag.loading import clean_fragment
+from rag.converters.markdown import clean_fragment
 from rag.settings import Settings
 
 pytestmark = pytest.mark.real_model

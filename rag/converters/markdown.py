@@ -1,4 +1,4 @@
-"""Loading: a source file -> a `Document` with clean text that still maps to the original file.
+"""Markdown: a `.md` file -> a `Document`, and the cleaning every format's text goes through.
 
 Cleaning is done character by character with an offset map (`Document.offsets[i]` is the position
 in the original file of clean character `i`), so any clean span can be turned back into the exact
@@ -17,16 +17,12 @@ What cleaning does, and why:
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DocumentError
-from .schema import Document
-
-SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt")
-SOURCES_FILE = "sources.json"  # provenance of the documents in a folder (title, publisher, ...)
+from ..errors import DocumentError
+from ..schema import Document
 
 # Lines that web pages carry around an article and that are never content.
 BOILERPLATE_LINES = [
@@ -235,46 +231,37 @@ def clean_fragment(raw: str) -> str:
     return clean_text(raw)[0]
 
 
-def read_provenance(folder: Path) -> dict[str, dict]:
-    """Per-file metadata from `sources.json` beside the documents, if there is one."""
-    path = folder / SOURCES_FILE
-    if not path.exists():
-        return {}
+def read_text_file(path: Path) -> str:
+    """The file's text, decoded from UTF-8 or, failing that, the encoding its bytes point to
+    (Latin-1, Windows-1252, UTF-16 ...): a user's old notes are not an error. Read as bytes, not
+    with read_text: universal newlines would turn \r\n into \n and shift every offset."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DocumentError(f"cannot read {path}: {exc}; fix or remove the file") from None
-    return {name: meta for name, meta in data.items() if not name.startswith("_") and isinstance(meta, dict)}
-
-
-def load_document(path: Path, root: Path, metadata: dict | None = None) -> Document:
-    """Read and clean one file. `root` is the project root that `Document.source` is relative to."""
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise DocumentError(f"{path}: unsupported file type {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    try:
-        # Bytes, not read_text: universal newlines would turn \r\n into \n and shift every offset.
-        raw = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise DocumentError(f"{path} is not UTF-8 text; convert it to UTF-8 and rebuild the index") from None
+        data = path.read_bytes()
     except OSError as exc:
-        raise DocumentError(f"cannot read {path}: {exc.strerror}") from None
-    text, offsets, sections = clean_text(raw)
-    metadata = dict(metadata or {})
-    title = metadata.get("title") or (sections[0][1] if sections else path.stem.replace("-", " ").replace("_", " "))
+        raise DocumentError(f"cannot read the file: {exc.strerror}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
     try:
-        source = path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        source = path.resolve().as_posix()
-    return Document(source=source, title=title, text=text, offsets=offsets, sections=sections, metadata=metadata)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or "\x00" in str(best):
+        raise DocumentError("the file is not text in any encoding pakus recognises (is it binary?)")
+    return str(best)
 
 
-def load_folder(folder: Path, root: Path) -> list[Document]:
-    """Every supported document in `folder` (not recursive), in name order."""
-    if not folder.is_dir():
-        raise DocumentError(f"document folder {folder} does not exist")
-    provenance = read_provenance(folder)
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-    paths = [p for p in paths if p.name.lower() != "readme.md"]
-    if not paths:
-        raise DocumentError(f"no documents ({', '.join(SUPPORTED_SUFFIXES)}) in {folder}")
-    return [load_document(p, root, provenance.get(p.name)) for p in paths]
+class MarkdownConverter:
+    format = "markdown"
+    suffixes = (".md", ".markdown")
+
+    def convert(self, path: Path, source: str) -> Document:
+        raw = read_text_file(path)
+        text, offsets, sections = clean_text(raw)
+        title = sections[0][1] if sections else path.stem.replace("-", " ").replace("_", " ")
+        return Document(source=source, title=title, text=text, offsets=offsets, sections=sections, metadata={"format": self.format})
+
+
+CONVERTER = MarkdownConverter()
