@@ -31,6 +31,9 @@ Examples:
   pakus add ~/papers -c papers          your own PDFs, Word files, web pages, notes
   pakus ask "What does the 2021 report conclude?" -c papers
   pakus sources -c papers
+  pakus model path                      the packaged model, for a server:
+  python -m llama_cpp.server --model "$(pakus model path)" --port 8000 --interrupt_requests false
+  PAKUS_BACKEND=openai PAKUS_OPENAI_BASE_URL=http://127.0.0.1:8000/v1 pakus ask "What is CSF?"
 \b
 Settings can also come from the environment: PAKUS_COLLECTION, PAKUS_HOME, PAKUS_K, PAKUS_BACKEND,
 PAKUS_MODEL_PATH, PAKUS_CACHE_DIR, PAKUS_INDEX_DIR, PAKUS_SEEDS_DIR, PAKUS_THREADS, PAKUS_MAX_FILE_MB.
@@ -336,6 +339,27 @@ def chat(collection: str | None, k: int | None, backend: str | None, model_path:
     from .display import run_chat
 
     run_chat(Chat(Bot(_settings(collection=collection, backend=backend, model_path=model_path, k=k))))
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+@main.group()
+def model() -> None:
+    """The packaged language model (for an OpenAI-compatible server: --backend openai)."""
+
+
+@model.command("path")
+def model_path_command() -> None:
+    """Print the packaged GGUF's path, assembling it first if needed (one time, 1.1 GB).
+
+    \b
+    Serve it to `--backend openai` (PAKUS_OPENAI_BASE_URL=http://127.0.0.1:8000/v1):
+    python -m llama_cpp.server --model "$(pakus model path)" --host 127.0.0.1 --port 8000 --interrupt_requests false
+    """
+    from .generators.model_files import default_gguf_path
+
+    click.echo(default_gguf_path(_settings()))  # progress, if it assembles, goes to stderr
 
 
 # --- ui / eval ---------------------------------------------------------------------------------

@@ -471,3 +471,33 @@ def test_the_bot_reports_the_streams_own_token_counts(server):
     text = "".join(items)
     assert text == "The Coalition Support Fund [1]."
     assert state["usage"] == [(MESSAGES, {"prompt_tokens": 57, "completion_tokens": 4})]
+
+
+# --- pakus model path: the packaged model, for a server ---------------------------------------------
+
+
+def test_model_path_prints_the_packaged_gguf(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from rag import cli
+    from rag.generators import model_files
+
+    monkeypatch.setattr(model_files, "default_gguf_path", lambda settings: tmp_path / "model.gguf")
+    result = CliRunner().invoke(cli.main, ["model", "path"])
+    assert result.exit_code == 0 and result.stdout == f"{tmp_path / 'model.gguf'}\n"
+
+
+def test_model_path_without_the_model_packages_is_one_line(monkeypatch):
+    from click.testing import CliRunner
+
+    from rag import cli
+    from rag.errors import ModelMissingError
+    from rag.generators import model_files
+
+    def missing(settings):
+        raise ModelMissingError("the language model packages are not installed; run `pip install -e .`")
+
+    monkeypatch.setattr(model_files, "default_gguf_path", missing)
+    result = CliRunner().invoke(cli.main, ["model", "path"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "pip install" in result.stderr
