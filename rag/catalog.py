@@ -124,19 +124,20 @@ class Catalog:
         self.db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)",
                         (record.path, record.source, record.doc, record.size, record.mtime_ns, record.added_at))
 
-    def remove_file(self, path: str) -> str | None:
-        """Forget a path; returns its document key when no other file holds that content anymore."""
+    def remove_file(self, path: str, store) -> None:
+        """Forget a path. Its document goes too (from the store as well) when no other file holds
+        that content; otherwise it stays, shown and cited under the other file's name."""
         record = self.file(path)
         if record is None:
-            return None
+            return
         self.db.execute("DELETE FROM files WHERE path = ?", (path,))
         remaining = self.db.execute("SELECT source FROM files WHERE doc = ? ORDER BY path LIMIT 1", (record.doc,)).fetchone()
         if remaining is None:
             self.db.execute("DELETE FROM documents WHERE doc = ?", (record.doc,))
-            return record.doc
-        # The document stays for the other file: it is now shown under that file's name.
-        self.db.execute("UPDATE documents SET source = ? WHERE doc = ? AND source = ?", (remaining[0], record.doc, record.source))
-        return None
+            store.delete(record.doc)
+        elif self.db.execute("UPDATE documents SET source = ? WHERE doc = ? AND source = ?",
+                             (remaining[0], record.doc, record.source)).rowcount:
+            store.rename(record.doc, remaining[0])
 
     # --- documents -------------------------------------------------------------------------------
 

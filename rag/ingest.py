@@ -304,9 +304,7 @@ class Ingest:
             for item in pending:
                 previous = self.files.get(item.key)
                 if previous is not None and previous.doc != item.doc:
-                    orphan = catalog.remove_file(item.key)
-                    if orphan:
-                        store.delete(orphan)
+                    catalog.remove_file(item.key, store)
                 if item.document is not None:
                     store.upsert(item.doc, item.chunks, vectors[offset:offset + len(item.chunks)])
                     catalog.put_document(item.doc, item.document, len(item.chunks))
@@ -325,9 +323,7 @@ class Ingest:
             return
         with catalog.transaction():
             for key in keys:
-                orphan = catalog.remove_file(key)
-                if orphan:
-                    store.delete(orphan)
+                catalog.remove_file(key, store)
         for key in keys:
             record = self.files.pop(key)
             self.report(FileReport(record.source, "removed"))

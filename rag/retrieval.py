@@ -155,8 +155,9 @@ class Retriever:
             fused[chunk_id] *= KIND_WEIGHTS.get(chunk.kind, 1.0)
             if chunk.source in named_documents:
                 fused[chunk_id] *= NAMED_DOCUMENT_BOOST
-        # Ties go to the better dense rank, then the better lexical rank: deterministic.
-        ordered = sorted(fused, key=lambda i: (-fused[i], details[i].get("dense", (10**9,))[0], details[i].get("lexical", (10**9,))[0], i))
+        # Ties (ranks 1 and 2 in one list, 2 and 1 in the other) go to the earlier passage, by
+        # source and position: deterministic, whatever order the store keeps its chunks in.
+        ordered = sorted(fused, key=lambda i: (-fused[i], chunks[i].source, chunks[i].start, i))
 
         hits: list[Hit] = []
         shown: list[set[str]] = []

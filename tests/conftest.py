@@ -111,6 +111,63 @@ class FakeGenerator:
         return len(text.split())
 
 
+class MemoryStore:
+    """The Store protocol in plain Python: brute-force cosine, and a lexical score that counts
+    matching tokens. For unit tests of what sits above a store (fusion, weights, checks)."""
+
+    name = "memory"
+
+    def __init__(self, chunks: Sequence = (), vectors=None) -> None:
+        self.records: dict[str, tuple[str, object, object]] = {}  # chunk_id -> (doc, chunk, vector)
+        if chunks:
+            self.upsert("doc", list(chunks), vectors if vectors is not None else [None] * len(chunks))
+
+    def upsert(self, doc, chunks, vectors) -> None:
+        self.delete(doc)
+        for chunk, vector in zip(chunks, vectors):
+            self.records[chunk.chunk_id] = (doc, chunk, vector)
+
+    def delete(self, doc) -> None:
+        self.records = {k: v for k, v in self.records.items() if v[0] != doc}
+
+    def rename(self, doc, source) -> None:
+        from dataclasses import replace
+
+        self.records = {k: (d, replace(c, source=source) if d == doc else c, v) for k, (d, c, v) in self.records.items()}
+
+    def dense_search(self, vector, k):
+        import numpy as np
+
+        scored = [(cid, float(np.dot(v, vector))) for cid, (_, _, v) in self.records.items() if v is not None]
+        return sorted(scored, key=lambda item: -item[1])[:k]
+
+    def lexical_search(self, tokens, k):
+        from rag.lexical import tokenize
+
+        scored = [(cid, float(sum(t in tokenize(c.text) for t in tokens))) for cid, (_, c, _) in self.records.items()]
+        return sorted([s for s in scored if s[1] > 0], key=lambda item: -item[1])[:k]
+
+    def chunks(self, chunk_ids):
+        return {cid: self.records[cid][1] for cid in chunk_ids if cid in self.records}
+
+    def documents(self):
+        counts: dict[str, int] = {}
+        for doc, _, _ in self.records.values():
+            counts[doc] = counts.get(doc, 0) + 1
+        return counts
+
+    def knows_word(self, word) -> bool:
+        from rag.lexical import fold, tokenize
+
+        return any(fold(word) in tokenize(c.text) for _, c, _ in self.records.values())
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def passage_number(messages: list[dict[str, str]], phrase: str) -> int:
     """The number [n] of the passage in the prompt that contains `phrase` (for scripted replies)."""
     # A passage runs from its "[n] " line start to the next one (it may span several lines).

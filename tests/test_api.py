@@ -16,6 +16,7 @@ PUBLIC = {
     "Bot", "Chat",
     "Generator",
     "search", "ask", "ask_stream", "default_bot",
+    "add", "sync", "remove", "sources", "collections", "FileReport", "CollectionMissingError", "CollectionBusyError",
 }
 
 
@@ -55,6 +56,9 @@ def test_module_functions_use_one_default_bot(monkeypatch):
         def __init__(self):
             self.calls = []
 
+        def close(self):
+            pass
+
         def search(self, query, k):
             self.calls.append(("search", query, k))
             return ["hit"]
@@ -64,7 +68,8 @@ def test_module_functions_use_one_default_bot(monkeypatch):
             return "answer"
 
     bot = RecordingBot()
-    monkeypatch.setattr(rag, "_default_bot", bot)
+    monkeypatch.setattr(rag, "_bots", {"seeds": bot})
+    monkeypatch.delenv("PAKUS_COLLECTION", raising=False)
     assert rag.default_bot() is bot
     assert rag.search("What is CSF?", k=2) == ["hit"]
     assert rag.ask("What is CSF?", k=1) == "answer"

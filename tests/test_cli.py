@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import rag.bot
-import rag.index
+import rag.embedding
 from conftest import FakeEmbedder, FakeGenerator, assert_runs_in_a_fresh_python, passage_number
 from rag import __version__
 from rag.cli import main
@@ -47,7 +47,7 @@ def project(tiny_index, generator, monkeypatch):
     monkeypatch.setenv("PAKUS_PROJECT_ROOT", str(settings.project_root))
     monkeypatch.setenv("PAKUS_CACHE_DIR", str(settings.cache_dir))
     monkeypatch.setattr(rag.bot, "MiniLMEmbedder", FakeEmbedder)
-    monkeypatch.setattr(rag.index, "MiniLMEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.embedding, "MiniLMEmbedder", FakeEmbedder)  # what ingestion loads
     monkeypatch.setattr(rag.bot, "load_generator", lambda settings: generator)
     return settings
 
@@ -181,7 +181,7 @@ def test_index_status_json(project):
 
 
 def test_index_status_of_a_damaged_index_exits_non_zero(project):
-    (project.index / "chunks.jsonl").write_text("damaged\n")
+    (project.index / "catalog.sqlite").write_bytes(b"damaged\n" * 200)
     result = run(["index", "status", "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["state"] == "corrupt"
@@ -196,12 +196,86 @@ def test_index_status_of_a_stale_index_lists_the_reasons(project):
     assert "state:      stale" in result.stdout and "- seeds/cricket-notes.txt was removed" in result.stdout
 
 
-def test_index_build_only_when_needed_unless_forced(project):
+def test_index_build_only_redoes_what_changed_unless_forced(project):
     result = run(["index", "build"])
-    assert result.exit_code == 0 and "up to date" in result.stdout
+    assert result.exit_code == 0 and result.stdout.splitlines()[-1].startswith("collection 'seeds': 3 unchanged in")
+    (project.seeds / "cricket-notes.txt").write_text("Cricket notes\n\nThe team lost the final.\n", encoding="utf-8")
+    result = run(["index", "build"])
+    assert result.exit_code == 0 and "updated    seeds/cricket-notes.txt" in result.stdout and "1 updated, 2 unchanged" in result.stdout
     result = run(["index", "build", "--force"])
-    assert result.exit_code == 0 and result.stdout.startswith(f"built index at {project.index}")
+    assert result.exit_code == 0 and "3 updated" in result.stdout
     assert json.loads(run(["index", "status", "--json"]).stdout)["state"] == "ok"
+
+
+# --- collections ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(project, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAKUS_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "mydocs"
+    folder.mkdir()
+    (folder / "port.md").write_text("# Port notes\n\nThe Gwadar port opened in 2007 with Chinese funding.\n", encoding="utf-8")
+    (folder / "trains.txt").write_text("Train notes\n\nThe Khyber Mail runs from Peshawar to Karachi.\n", encoding="utf-8")
+    (folder / "sheet.xlsx").write_bytes(b"PK\x03\x04")
+    return folder
+
+
+def test_add_reports_each_file_then_a_summary(home):
+    result = run(["add", str(home), "-c", "notes"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("added") and line.rstrip().endswith("port.md, 1 chunks") for line in lines)
+    assert any(line.startswith("skipped: unsupported format .xlsx") for line in lines)
+    assert lines[-1].startswith("collection 'notes': 2 added, 1 skipped in")
+    again = run(["add", str(home), "-c", "notes", "--json"])
+    assert again.exit_code == 0
+    assert sorted(r["status"] for r in json.loads(again.stdout)) == ["skipped", "unchanged", "unchanged"]
+
+
+def test_add_exits_1_when_a_file_fails_and_keeps_the_others(home):
+    (home / "empty.md").write_text("", encoding="utf-8")
+    result = run(["add", str(home), str(home / "missing.pdf"), "-c", "notes", "--json"])
+    assert result.exit_code == 1
+    reports = {r["source"].rsplit("/", 1)[-1]: r for r in json.loads(result.stdout)}
+    assert reports["empty.md"]["failed"] and reports["empty.md"]["reason"] == "empty file"
+    assert reports["missing.pdf"]["reason"] == "no such file or folder"
+    assert reports["port.md"]["status"] == "added"
+
+
+def test_sources_collections_search_remove_and_delete(home):
+    assert run(["add", str(home), "-c", "notes"]).exit_code == 0
+    sources = json.loads(run(["sources", "-c", "notes", "--json"]).stdout)
+    assert {s["title"] for s in sources} == {"Port notes", "Train notes"}
+    assert {"source", "title", "format", "pages", "chunks", "sha256", "added_at"} <= set(sources[0])
+    names = {c["name"]: c for c in json.loads(run(["collections", "--json"]).stdout)}
+    assert names["notes"]["documents"] == 2 and "seeds" in names
+    hits = json.loads(run(["search", "Khyber Mail", "-c", "notes", "--json"]).stdout)
+    assert hits[0]["source"].endswith("trains.txt")
+    removed = run(["remove", str(home / "trains.txt"), "-c", "notes"])
+    assert removed.exit_code == 0 and removed.stdout.startswith("removed")
+    assert [s["title"] for s in json.loads(run(["sources", "-c", "notes", "--json"]).stdout)] == ["Port notes"]
+    refused = run(["collections", "delete", "notes"], input="n\n")
+    assert refused.exit_code == 1 and "notes" in json.dumps(json.loads(run(["collections", "--json"]).stdout))
+    assert run(["collections", "delete", "notes", "--yes"]).exit_code == 0
+    missing = run(["search", "Khyber", "-c", "notes"])
+    assert_one_line_error(missing, "no collection named 'notes'")
+
+
+def test_sync_mirrors_a_folder(home):
+    assert run(["sync", str(home), "-c", "notes"]).exit_code == 0
+    (home / "trains.txt").unlink()
+    result = run(["sync", str(home), "-c", "notes", "--json"])
+    assert {r["status"] for r in json.loads(result.stdout) if r["source"].endswith("trains.txt")} == {"removed"}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["add", "x.md", "-c", "../etc"], "invalid collection name"),
+    (["sync", "not-a-folder", "-c", "notes"], "is not a folder"),
+    (["sources", "-c", "nothing-here"], "no collection named 'nothing-here'"),
+])
+def test_collection_errors_are_one_line(home, args, says):
+    assert_one_line_error(run(args), says)
 
 
 # --- ask and chat ------------------------------------------------------------------------------------------

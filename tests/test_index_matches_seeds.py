@@ -1,21 +1,25 @@
 """The committed index/ was built from the committed seeds/ with the current code and settings.
 
-Only the embedder's tokenizer is loaded (no torch model), so this stays fast: re-chunking the seeds
-must give exactly the committed chunks, so a change to loading or chunking that forgets to rebuild
-the index fails here rather than in front of a user.
+Only the embedder's tokenizer is loaded (no model), so this stays fast: re-chunking the seeds must
+give exactly the committed chunks, so a change to converting or chunking that forgets to rebuild
+the index (`pakus index build --force`) fails here rather than in front of a user.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from dataclasses import asdict
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_folder
+from rag.chunking import chunk_document
+from rag.collections import FORMAT_VERSION, read_info
 from rag.embedding import MAX_TOKENS, MiniLMEmbedder
-from rag.index import CHUNKS, CLEANING_VERSION, FORMAT_VERSION, MANIFEST, build_chunks, chunk_settings, embedding_text, verify_files
+from rag.index import stale_reasons
+from rag.ingest import CLEANING_VERSION, chunk_settings
 from rag.settings import Settings
 
 INDEX = ROOT / "index"
@@ -27,60 +31,65 @@ def settings():
 
 
 @pytest.fixture(scope="module")
-def manifest():
-    return json.loads((INDEX / MANIFEST).read_text(encoding="utf-8"))
+def info():
+    return read_info(INDEX)
 
 
 @pytest.fixture(scope="module")
-def committed():
-    with open(INDEX / CHUNKS, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def db():
+    connection = sqlite3.connect(f"{(INDEX / 'catalog.sqlite').as_uri()}?mode=ro", uri=True)
+    yield connection
+    connection.close()
 
 
 @pytest.fixture(scope="module")
-def count_tokens(real_count_tokens):
-    return real_count_tokens
+def committed(db):
+    return sorted((json.loads(record) for (record,) in db.execute("SELECT record FROM chunks")), key=lambda c: (c["source"], c["start"]))
 
 
 @pytest.fixture(scope="module")
-def rebuilt(settings, count_tokens):
-    class TokenizerOnly:  # build_chunks needs only count_tokens
-        pass
-
-    embedder = TokenizerOnly()
-    embedder.count_tokens = count_tokens
-    chunks, _ = build_chunks(settings, embedder)
-    return chunks
+def rebuilt(settings, real_count_tokens):
+    chunks = [c for d in load_folder(settings.seeds, ROOT) for c in chunk_document(d, real_count_tokens, chunk_settings(settings))]
+    return sorted((c.to_dict() for c in chunks), key=lambda c: (c["source"], c["start"]))
 
 
-def test_committed_files_match_their_manifest(manifest):
-    assert manifest["format_version"] == FORMAT_VERSION
-    verify_files(INDEX, manifest)
+def test_the_manifest_is_current(info, settings):
+    assert info.format_version == FORMAT_VERSION and info.cleaning_version == CLEANING_VERSION
+    assert info.chunking == asdict(chunk_settings(settings)) and info.store == "embedded" and info.root == "."
 
 
-def test_source_hashes_are_those_of_the_current_seeds(manifest):
-    current = {f"seeds/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
-               for p in sorted((ROOT / "seeds").iterdir()) if p.is_file()}
-    assert manifest["sources"] == current
+def test_the_catalog_holds_the_current_seeds(db):
+    recorded = dict(db.execute("SELECT path, doc FROM files"))
+    current = {p.relative_to(ROOT).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in (ROOT / "seeds").iterdir() if p.suffix in (".md", ".txt") and p.name.lower() != "readme.md"}
+    assert recorded == current
 
 
-def test_chunk_settings_are_the_defaults(manifest):
-    assert manifest["chunking"] == asdict(chunk_settings(Settings()))
-    assert manifest["cleaning_version"] == CLEANING_VERSION
+def test_the_index_is_up_to_date_by_its_own_check(settings):
+    from rag.collections import open_collection
+
+    opened = open_collection(settings)
+    try:
+        assert stale_reasons(opened, settings, MiniLMEmbedder()) == []
+        assert sum(opened.store.documents().values()) == len(opened.store.chunks([c for c, _ in opened.store.dense_search(
+            __import__("numpy").ones(384, dtype="float32") / 384 ** 0.5, 10_000)]))
+    finally:
+        opened.close()
 
 
-def test_rechunking_the_seeds_gives_the_committed_chunks(rebuilt, committed, manifest):
-    assert [c.chunk_id for c in rebuilt] == [c["chunk_id"] for c in committed]
-    assert [c.to_dict() for c in rebuilt] == committed
-    assert manifest["chunks"] == len(committed)
+def test_rechunking_the_seeds_gives_the_committed_chunks(rebuilt, committed):
+    assert rebuilt == committed
 
 
-def test_every_chunk_fits_the_embedder(rebuilt, count_tokens, settings):
+def test_every_chunk_fits_the_embedder(rebuilt, real_count_tokens, settings):
     for chunk in rebuilt:
-        assert count_tokens(chunk.text) <= settings.chunk_max_tokens, chunk.chunk_id
-        # What is embedded carries the section heading too; it must never be truncated.
-        assert count_tokens(embedding_text(chunk)) <= MAX_TOKENS, chunk.chunk_id
+        assert real_count_tokens(chunk["text"]) <= min(settings.chunk_max_tokens, MAX_TOKENS)
 
 
-def test_index_was_embedded_with_the_packaged_model(manifest):
-    assert manifest["embedder"] == MiniLMEmbedder().fingerprint()
+def test_index_was_embedded_with_the_packaged_model(info):
+    assert info.embedder == MiniLMEmbedder().fingerprint()
+
+
+def test_the_committed_search_files_are_those_of_the_catalog(db):
+    generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    assert [p.name for p in INDEX.glob("search-*")] == [f"search-{generation}"]

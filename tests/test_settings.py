@@ -28,9 +28,15 @@ def test_from_env_reads_pakus_variables():
     assert settings.threads >= 1  # empty means unset
 
 
-def test_pakus_home_is_the_project_root_unless_given_explicitly():
-    assert Settings.from_env({"PAKUS_HOME": "/home/p"}).project_root == Path("/home/p")
-    assert Settings.from_env({"PAKUS_HOME": "/home/p", "PAKUS_PROJECT_ROOT": "/p"}).project_root == Path("/p")
+def test_pakus_home_is_where_collections_live_and_the_project_root_stays():
+    settings = Settings.from_env({"PAKUS_HOME": "/home/p", "PAKUS_PROJECT_ROOT": "/p", "PAKUS_COLLECTION": "papers"})
+    assert settings.home == Path("/home/p") and settings.project_root == Path("/p") and settings.collection == "papers"
+    assert Settings.from_env({"XDG_DATA_HOME": "/data"}).home.name == "pakus"
+
+
+def test_an_unsafe_collection_name_is_refused():
+    with pytest.raises(ConfigError, match="invalid collection name"):
+        Settings.from_env({"PAKUS_COLLECTION": "../../etc"})
 
 
 @pytest.mark.parametrize("environ, says", [
@@ -51,7 +57,7 @@ def test_overrides_ignore_unset_options():
     assert changed.k == 5 and changed.backend == settings.backend and settings.k == 2
     with pytest.raises(ConfigError):
         settings.with_overrides(k=0)
-    assert BACKENDS == ("llama-cpp", "transformers")
+    assert BACKENDS == ("llama-cpp", "transformers", "openai")
 
 
 # --- errors ---------------------------------------------------------------------------------------------
@@ -75,7 +81,7 @@ def test_chunk_round_trips_through_its_dict():
 def test_hit_dict_is_the_search_contract():
     hit = Hit(rank=1, chunk=CHUNK, score=0.0327868852, dense_score=0.61234567, lexical_score=None, dense_rank=1)
     assert hit.to_dict() == {"rank": 1, "chunk_id": "abc", "source": "seeds/a.md", "title": "Title", "section": "Intro",
-                             "start": 10, "end": 30, "text": "Some text here.", "score": 0.032787, "dense_score": 0.612346,
+                             "page": None, "start": 10, "end": 30, "text": "Some text here.", "score": 0.032787, "dense_score": 0.612346,
                              "lexical_score": None, "dense_rank": 1, "lexical_rank": None}
 
 
@@ -87,7 +93,7 @@ def test_answer_dict_is_the_ask_contract():
             "unsupported_sentences", "raw_answer"} == set(data)
     assert data["citations"][0] == {"n": 1, "source": "seeds/a.md", "title": "Title", "section": "Intro", "start": 10, "end": 25,
                                     "quote": "Some text here.", "supported": True, "score": 1.0, "chunk_id": "abc",
-                                    "passage": "Some text here."}
+                                    "passage": "Some text here.", "page": None}
     assert data["hits"][0]["chunk_id"] == "abc" and "prompt" not in data
 
 

@@ -247,7 +247,16 @@ def read_text_file(path: Path) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    # Western text is by far the most common non-UTF-8 case, and a short Latin-1 note also
+    # decodes plausibly as Central European (cp1250: "naïve" -> "naďve"): when Windows-1252 is
+    # among the encodings that read the bytes cleanly, it wins.
+    if any(m.encoding in ("cp1252", "latin_1", "iso8859_15") for m in matches):
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            return data.decode("latin-1")
+    best = matches.best()
     if best is None or "\x00" in str(best):
         raise DocumentError("the file is not text in any encoding pakus recognises (is it binary?)")
     return str(best)

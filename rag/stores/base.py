@@ -38,6 +38,9 @@ class Store(Protocol):
     def delete(self, doc: str) -> None:
         """Remove every chunk of document `doc`."""
 
+    def rename(self, doc: str, source: str) -> None:
+        """The chunks of document `doc` are now shown and cited as `source` (its other name)."""
+
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(chunk_id, cosine) of the `k` chunks nearest to the unit `vector`, best first."""
 

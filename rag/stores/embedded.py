@@ -88,6 +88,9 @@ class EmbeddedStore:
         self.db.execute("DELETE FROM chunks WHERE doc = ?", (doc,))
         self._search = None
 
+    def rename(self, doc: str, source: str) -> None:
+        self.db.execute("UPDATE chunks SET record = json_set(record, '$.source', ?) WHERE doc = ?", (source, doc))
+
     def finish(self) -> None:
         """Write the search structures of the current generation, then drop older ones."""
         search = self._load_or_build(write=True)
@@ -139,11 +142,12 @@ class EmbeddedStore:
             position = bisect.bisect_left(vocabulary, form)
             if position < len(vocabulary) and vocabulary[position] == form:
                 return True
-        if len(word) >= 6:  # another ending of the same word: "pakistani" for "pakistan's"
-            prefix = word[: max(5, len(word) - 3)]
-            position = bisect.bisect_left(vocabulary, prefix)
-            if position < len(vocabulary) and vocabulary[position].startswith(prefix):
-                return True
+        # Another form of the same word: the start of a longer one ("act" of "action"), or, for a
+        # long word, its first letters ("pakistani" for "pakistan's").
+        prefix = word[: max(5, len(word) - 3)] if len(word) >= 6 else word
+        position = bisect.bisect_left(vocabulary, prefix)
+        if position < len(vocabulary) and vocabulary[position].startswith(prefix):
+            return True
         # A typo ("Suport"): a word of about the same length and the same first letter, 80% alike.
         # Only that slice of the sorted vocabulary is compared, so it stays fast on a large one.
         first, after = bisect.bisect_left(vocabulary, word[:1]), bisect.bisect_left(vocabulary, chr(ord(word[0]) + 1))
