@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import check_answer, model_declined, quote_answer
+from .citations import check_answer, model_declined, quote_answer, strip_markers
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
@@ -147,7 +147,9 @@ class Bot:
         previous_text = previous_answer.answer if previous_answer.answered else ""
         with self._serial():
             text = "".join(self.generator.stream(rewrite_messages(question, previous_question, previous_text), max_tokens=60, stop=["\n"]))
-        rewritten = text.strip().strip('"').strip()
+        # The previous answer's citation markers can leak into the rewrite ("... account for? [1]"):
+        # a "1" the question seems to ask about would then fail the answer's number check.
+        rewritten = strip_markers(text).strip().strip('"').strip()
         # A small model sometimes answers instead of rewriting: keep only a plausible question.
         if not rewritten or len(rewritten) > 300 or NOT_FOUND in rewritten or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))):
             rewritten = f"{previous_question} {question}"

@@ -54,6 +54,11 @@ class CheckedAnswer:
     declined: bool
 
 
+def strip_markers(text: str) -> str:
+    """The text without its citation markers ("[1]", "[1, 2]")."""
+    return _MARKER.sub("", text)
+
+
 def model_declined(text: str) -> bool:
     return NOT_FOUND.lower() in text.lower() or NOT_FOUND.replace("_", " ").lower() in text.lower()
 
@@ -280,7 +285,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
 
     shown = [s for s in checked if s.supported]
     cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
-    if shown and _numbers(question) - _numbers(cited_text):
+    if shown and _numbers(strip_markers(question)) - _numbers(cited_text):
         # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
         # whatever the model wrote, it is not an answer from these passages.
         return CheckedAnswer("", checked, [], [s.text for s in checked], declined=True)

@@ -163,6 +163,20 @@ def test_follow_up_with_a_pronoun_is_rewritten_by_the_model(make_bot):
     assert [q for q, _ in chat.history] == [CSF_QUESTION, "How much of the funds did it account for?"]
 
 
+def test_a_citation_marker_leaked_into_the_rewrite_does_not_throw_the_answer_away(make_bot):
+    # Seen on an AVX2 machine: the rewrite kept the previous answer's "[1]", the model then
+    # answered with the passage word for word, and the "1" the question seemed to ask about, found
+    # in no passage, made the check decline.
+    leaked = "How much of the funds did the Coalition Support Fund (CSF) account for? [1]"
+    verbatim = lambda m: f"CSF accounted for over a third of the funds that Washington provided to Islamabad [{passage_number(m, 'over a third')}]."  # noqa: E731
+    bot, _ = make_bot(csf_reply, leaked, verbatim)
+    chat = Chat(bot)
+    chat.ask(CSF_QUESTION)
+    second = chat.ask("How much of the funds did it account for?")
+    assert second.rewritten_question == "How much of the funds did the Coalition Support Fund (CSF) account for?"
+    assert second.answered and "over a third" in second.answer
+
+
 def test_follow_up_without_pronouns_is_not_rewritten(make_bot):
     bot, generator = make_bot(csf_reply, imet_reply)
     chat = Chat(bot)
