@@ -12,10 +12,14 @@ same words.
 
 from __future__ import annotations
 
+import bisect
+import difflib
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
+from ..lexical import fold
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,6 +65,48 @@ class Store(Protocol):
         """After a batch of writes: make them fast to query (e.g. write the search files)."""
 
     def close(self) -> None: ...
+
+
+class SortedWords(Protocol):
+    """A store's lexical vocabulary, in code point order (SQLite's default order for UTF-8 text)."""
+
+    def ceiling(self, word: str) -> str | None:
+        """The first word >= `word`, or None."""
+
+    def between(self, low: str, high: str) -> Iterable[str]:
+        """The words w with low <= w < high."""
+
+
+class SortedList:
+    """SortedWords over a sorted Python list."""
+
+    def __init__(self, words: list[str]):
+        self.words = words
+
+    def ceiling(self, word: str) -> str | None:
+        position = bisect.bisect_left(self.words, word)
+        return self.words[position] if position < len(self.words) else None
+
+    def between(self, low: str, high: str) -> list[str]:
+        return self.words[bisect.bisect_left(self.words, low):bisect.bisect_left(self.words, high)]
+
+
+def knows_word(word: str, vocabulary: SortedWords) -> bool:
+    """`Store.knows_word` on a sorted vocabulary, the same for every store: the word itself or its
+    folded form, another form of it, or a typo of it."""
+    for form in {word, fold(word)}:
+        if vocabulary.ceiling(form) == form:
+            return True
+    # Another form of the same word: the start of a longer one ("act" of "action"), or, for a
+    # long word, its first letters ("pakistani" for "pakistan's").
+    prefix = word[: max(5, len(word) - 3)] if len(word) >= 6 else word
+    found = vocabulary.ceiling(prefix)
+    if found is not None and found.startswith(prefix):
+        return True
+    # A typo ("Suport"): a word of about the same length and the same first letter, 80% alike.
+    # Only that slice of the sorted vocabulary is compared, so it stays fast on a large one.
+    nearby = [w for w in vocabulary.between(word[:1], chr(ord(word[0]) + 1)) if abs(len(w) - len(word)) <= 2]
+    return bool(difflib.get_close_matches(word, nearby, n=1, cutoff=0.8))
 
 
 def open_store(folder: Path, info: CollectionInfo, catalog: Catalog, *, writable: bool) -> Store:

@@ -14,8 +14,6 @@ start-up made one query 10-50x slower with the default thread count.
 
 from __future__ import annotations
 
-import bisect
-import difflib
 import json
 import os
 import shutil
@@ -29,8 +27,9 @@ import numpy as np
 
 from ..chunking import searchable_text
 from ..errors import IndexCorruptError
-from ..lexical import fold, tokenize
+from ..lexical import tokenize
 from ..schema import Chunk
+from .base import SortedList, knows_word
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -137,22 +136,7 @@ class EmbeddedStore:
         return dict(self.db.execute("SELECT doc, count(*) FROM chunks GROUP BY doc"))
 
     def knows_word(self, word: str) -> bool:
-        vocabulary = self._search_now().vocabulary
-        for form in {word, fold(word)}:
-            position = bisect.bisect_left(vocabulary, form)
-            if position < len(vocabulary) and vocabulary[position] == form:
-                return True
-        # Another form of the same word: the start of a longer one ("act" of "action"), or, for a
-        # long word, its first letters ("pakistani" for "pakistan's").
-        prefix = word[: max(5, len(word) - 3)] if len(word) >= 6 else word
-        position = bisect.bisect_left(vocabulary, prefix)
-        if position < len(vocabulary) and vocabulary[position].startswith(prefix):
-            return True
-        # A typo ("Suport"): a word of about the same length and the same first letter, 80% alike.
-        # Only that slice of the sorted vocabulary is compared, so it stays fast on a large one.
-        first, after = bisect.bisect_left(vocabulary, word[:1]), bisect.bisect_left(vocabulary, chr(ord(word[0]) + 1))
-        nearby = [w for w in vocabulary[first:after] if abs(len(w) - len(word)) <= 2]
-        return bool(difflib.get_close_matches(word, nearby, n=1, cutoff=0.8))
+        return knows_word(word, SortedList(self._search_now().vocabulary))
 
     def close(self) -> None:
         self._search = None
