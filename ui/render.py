@@ -68,6 +68,24 @@ def _section(section: str) -> str:
     return f'<span class="pk-sec">{escape(section)}</span>' if section else ""
 
 
+def _page(page: int | None) -> str:
+    """"p. 4" beside the document's name, for a format with pages (PDF)."""
+    return f'<span class="pk-page">p. {page}</span>' if page else ""
+
+
+def _where(source: str, page: int | None, start: int, end: int) -> str:
+    """Where the passage is: the file, the page for a paged format, and the character span (within
+    that page's text for a PDF)."""
+    at = f"p. {page}, characters" if page else "characters"
+    return f"{escape(source)}, {at} {start}–{end}"
+
+
+def _hit_span(hit: Hit) -> tuple[int, int]:
+    """A hit's span as `Hit.to_dict` gives it: within its page's text for a PDF."""
+    offset = hit.chunk.page_start if hit.page else 0
+    return hit.start - offset, hit.end - offset
+
+
 def anchor_id(prefix: str, n: int) -> str:
     """The id of citation n's passage; `[n]` in the answer links here."""
     return f"{prefix}c{n}"
@@ -161,12 +179,12 @@ def citation_card(citation: Citation, prefix: str) -> str:
     return (
         f'<details class="pk-card{"" if citation.supported else " pk-card-warn"}">'
         f'<summary><span class="pk-n">{citation.n}</span>'
-        f'<span class="pk-head"><span class="pk-doc">{escape(citation.title)}</span>{section}</span>'
+        f'<span class="pk-head"><span class="pk-doc">{escape(citation.title)}</span>{_page(citation.page)}{section}</span>'
         f"{_badge(citation.supported)}"
         f'<span class="pk-preview">{_lines(escape(citation.quote))}</span></summary>'
         f'<div class="pk-passage" id="{anchor_id(prefix, citation.n)}">'
         f"{highlight(citation.passage, citation.quote)}</div>"
-        f'<div class="pk-where">{escape(citation.source)}, characters {citation.start}–{citation.end}</div>'
+        f'<div class="pk-where">{_where(citation.source, citation.page, citation.start, citation.end)}</div>'
         "</details>"
     )
 
@@ -177,10 +195,10 @@ def hit_card(hit: Hit, number: int) -> str:
     return (
         '<details class="pk-card pk-card-hit">'
         f'<summary><span class="pk-n">{number}</span>'
-        f'<span class="pk-head"><span class="pk-doc">{escape(hit.title)}</span>{section}</span>'
+        f'<span class="pk-head"><span class="pk-doc">{escape(hit.title)}</span>{_page(hit.page)}{section}</span>'
         f'<span class="pk-preview">{_lines(escape(hit.text))}</span></summary>'
         f'<div class="pk-passage">{_lines(escape(hit.text))}</div>'
-        f'<div class="pk-where">{escape(hit.source)}, characters {hit.start}–{hit.end}</div>'
+        f'<div class="pk-where">{_where(hit.source, hit.page, *_hit_span(hit))}</div>'
         "</details>"
     )
 
@@ -276,7 +294,7 @@ def _explain_row(number: int, hit: Hit, cited: bool) -> str:
     section = _section(hit.section)
     tag = '<span class="pk-tag">cited</span>' if cited else ""
     return (
-        f'<tr><td>{number}</td><td><div class="pk-src"><span class="pk-doc">{escape(hit.title)}</span>{section}{tag}</div></td>'
+        f'<tr><td>{number}</td><td><div class="pk-src"><span class="pk-doc">{escape(hit.title)}</span>{_page(hit.page)}{section}{tag}</div></td>'
         f"<td>{_score(hit.score)}</td><td>{_score(hit.dense_score)}</td><td>{_score(hit.lexical_score)}</td></tr>"
     )
 
@@ -308,3 +326,98 @@ def render_explain(answer: Answer | None) -> str:
         + (f'<dl class="pk-timings">{timings}</dl>' if timings else "")
         + "</div>"
     )
+
+
+# --- the collection: header, documents, uploads ------------------------------------------------
+
+
+def _quoted_titles(titles: list[str], shown: int = 3) -> str:
+    quoted = [f"“{escape(t)}”" for t in titles[:shown]]
+    rest = len(titles) - len(quoted)
+    if rest > 0:
+        return ", ".join(quoted) + f" and {rest:,} more"
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def render_header(collection: str, documents: list[dict] | None, problem: str | None = None) -> str:
+    """The page's header: which collection answers, from which documents. Nothing here knows any
+    particular collection: the subtitle is made from the collection's own catalog."""
+    name = f'<b class="pk-coll">{escape(collection)}</b>'
+    if problem:
+        about = f"Collection {name} cannot be opened: {escape(problem)}"
+    elif not documents:
+        about = f"Collection {name} has no documents yet: add some under <i>Documents</i> below."
+    else:
+        count = "one document" if len(documents) == 1 else f"{len(documents):,} documents"
+        titles = [d.get("title") or d.get("source", "") for d in documents]
+        about = (f"Answering from {name}: {count}, {_quoted_titles(titles)}. Every sentence has a numbered "
+                 "source you can open; when the documents don't say, the bot says so. Runs entirely on this machine.")
+    return (
+        '<header id="pk-header"><div class="pk-title">pakus <span class="pk-tagline"><span class="pk-dot">· </span>'
+        f'ask the documents</span></div><p class="pk-subtitle">{about}</p></header>'
+    )
+
+
+DOCUMENTS_SHOWN = 200  # a collection of thousands lists the first ones; `pakus sources` lists all
+
+
+def _file_name(source: str) -> str:
+    return source.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def render_documents(collection: str, documents: list[dict] | None, problem: str | None = None) -> str:
+    """The collection's documents: title, file, format, pages and chunks."""
+    if problem:
+        return f'<div class="pk-docs pk-muted">{escape(problem)}</div>'
+    if not documents:
+        return f'<div class="pk-docs pk-muted">No documents in {escape(collection)} yet.</div>'
+    rows = "".join(
+        f'<tr><td>{escape(d.get("title") or "")}</td>'
+        f'<td><span class="pk-file" title="{escape(d.get("source", ""))}">{escape(_file_name(d.get("source", "")))}</span></td>'
+        f'<td>{escape(str(d.get("format") or "–"))}</td><td>{d.get("pages") or "–"}</td><td>{d.get("chunks") or 0:,}</td></tr>'
+        for d in documents[:DOCUMENTS_SHOWN]
+    )
+    more = len(documents) - DOCUMENTS_SHOWN
+    note = (f'<p class="pk-muted">and {more:,} more: <code>pakus sources -c {escape(collection)}</code> lists them all.</p>'
+            if more > 0 else "")
+    return (
+        '<div class="pk-docs"><div class="pk-table-wrap"><table class="pk-table"><thead><tr><th>Title</th><th>File</th>'
+        f'<th>Format</th><th>Pages</th><th>Chunks</th></tr></thead><tbody>{rows}</tbody></table></div>{note}</div>'
+    )
+
+
+_DONE = {"added": "✓", "updated": "✓", "unchanged": "=", "removed": "–"}
+
+
+def report_line(report) -> str:
+    """One uploaded file's outcome (a `rag.ingest.FileReport`), as a list item."""
+    name = escape(_file_name(report.source))
+    if report.status == "skipped":
+        return f'<li class="pk-fail"><span class="pk-mark">✗</span> <b>{name}</b>: {escape(report.reason or "skipped")}</li>'
+    note = f" ({escape(report.reason)})" if report.reason else ""
+    chunks = f" · {report.chunks:,} chunks" if report.chunks else ""
+    return (f'<li class="pk-done"><span class="pk-mark">{_DONE.get(report.status, "·")}</span> '
+            f"{escape(report.status)} <b>{name}</b>{note}{chunks}</li>")
+
+
+def render_upload(collection: str, reports: list, total: int, *, done: bool = False, seconds: float = 0.0,
+                  error: str | None = None) -> str:
+    """Progress of an upload, one line per file as each is indexed, then a summary."""
+    lines = "".join(report_line(r) for r in reports)
+    name = f"<b>{escape(collection)}</b>" if collection else "the collection"
+    if error:
+        status = f'<div class="pk-upload-error">⚠ {escape(error)}</div>'
+    elif not done:
+        status = (f'<div class="pk-pending"><span class="pk-dots"><i></i><i></i><i></i></span> Adding {total} '
+                  f'file{"s" if total != 1 else ""} to {name}: {len(reports)} of {total} done ({seconds:.0f} s)</div>')
+    else:
+        indexed = sum(1 for r in reports if not r.failed)
+        failed = len(reports) - indexed
+        status = (f'<div class="pk-upload-done">{indexed} of {len(reports)} file{"s" if len(reports) != 1 else ""} '
+                  f'in {name}' + (f"; {failed} could not be added" if failed else "") + f" ({seconds:.1f} s)</div>")
+    return f'<div class="pk-upload">{status}' + (f"<ul>{lines}</ul>" if lines else "") + "</div>"
+
+
+def render_note(text: str) -> str:
+    """A line from the page itself in the chat (not an answer), e.g. that the collection changed."""
+    return f'<div class="pk-msg pk-note">{escape(text)}</div>'

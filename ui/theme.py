@@ -24,6 +24,9 @@ CSS = """
 #pk-header .pk-title { font-size: 1.45rem; font-weight: 700; letter-spacing: -0.01em; color: var(--body-text-color); }
 #pk-header .pk-title span { font-weight: 500; color: var(--body-text-color-subdued); }
 #pk-header .pk-subtitle { margin: 4px 0 0; font-size: 0.92rem; line-height: 1.45; color: var(--body-text-color-subdued); max-width: 70ch; }
+#pk-header .pk-coll { color: var(--body-text-color); font-weight: 600; }
+#pk-top { align-items: flex-end; gap: 12px; }
+#pk-collection { flex-grow: 0 !important; }
 #pk-composer { align-items: stretch; gap: 8px; flex-wrap: nowrap; }
 #pk-composer > * { min-width: 0 !important; }
 #pk-clear { flex: 0 0 auto !important; width: auto !important; padding: 0 18px; font-weight: 500; }
@@ -63,6 +66,8 @@ CSS = """
 .pk-head { grid-row: 1; min-width: 0; display: flex; flex-wrap: wrap; gap: 0 8px; align-items: baseline; }
 .pk-doc { font-weight: 600; font-size: 0.88rem; }
 .pk-sec { font-size: 0.8rem; color: var(--body-text-color-subdued); }
+.pk-page { font-size: 0.78rem; font-weight: 600; color: var(--body-text-color); background: var(--background-fill-primary);
+  border: 1px solid var(--border-color-primary); border-radius: 999px; padding: 0 7px; white-space: nowrap; }
 .pk-sec::before { content: "§ "; }
 .pk-badge { grid-row: 1; font-size: 0.72rem; font-weight: 600; padding: 1px 7px; border-radius: 999px; white-space: nowrap; }
 .pk-ok { color: #047857; background: rgba(16, 185, 129, 0.14); }
@@ -93,6 +98,27 @@ CSS = """
 .pk-cursor { display: inline-block; width: 0.5em; height: 1em; margin-left: 2px; vertical-align: -0.12em; background: currentColor; animation: pk-blink 1s infinite; }
 @keyframes pk-blink { 0%, 100% { opacity: 0.2; } 50% { opacity: 1; } }
 
+/* ---- documents and uploads ------------------------------------------------------------------ */
+.pk-docs { font-size: 0.88rem; }
+#pk-docs .pk-table { width: 100%; border-collapse: collapse; border: none; font-variant-numeric: tabular-nums; margin: 0; }
+#pk-docs .pk-table tr { border: none; }
+#pk-docs .pk-table th, #pk-docs .pk-table td { padding: 6px 8px; border: none; border-bottom: 1px solid var(--border-color-primary);
+  text-align: right; vertical-align: top; background: none; }
+#pk-docs .pk-table th { font-size: 0.78rem; font-weight: 600; color: var(--body-text-color-subdued); }
+#pk-docs .pk-table th:nth-child(-n+3), #pk-docs .pk-table td:nth-child(-n+3) { text-align: left; }
+.pk-file { font-family: var(--font-mono); font-size: 0.8rem; overflow-wrap: anywhere; }
+.pk-upload { font-size: 0.88rem; }
+.pk-upload ul { list-style: none; margin: 6px 0 0; padding: 0; }
+.pk-upload li { padding: 2px 0; overflow-wrap: anywhere; }
+.pk-upload .pk-mark { display: inline-block; width: 1.2em; font-weight: 700; }
+.pk-upload .pk-done .pk-mark { color: #047857; }
+.pk-upload .pk-fail .pk-mark { color: #b91c1c; }
+.dark .pk-upload .pk-done .pk-mark { color: #6ee7b7; } .dark .pk-upload .pk-fail .pk-mark { color: #fca5a5; }
+.pk-upload-done { font-weight: 600; }
+.pk-upload-error { color: #b91c1c; font-weight: 600; }
+.dark .pk-upload-error { color: #fca5a5; }
+.pk-note { font-size: 0.85rem; color: var(--body-text-color-subdued); font-style: italic; }
+
 /* ---- explain panel -------------------------------------------------------------------------- */
 .pk-explain { font-size: 0.88rem; }
 .pk-explain > p { margin: 0 0 8px; }
@@ -120,7 +146,9 @@ CSS = """
   .pk-card > summary { grid-template-columns: auto minmax(0, 1fr); }
   .pk-badge { grid-row: auto; grid-column: 2; justify-self: start; }
   .pk-preview { grid-column: 1 / 3; }
-  .pk-table th:nth-child(4), .pk-table td:nth-child(4), .pk-table th:nth-child(5), .pk-table td:nth-child(5) { display: none; }
+  #pk-explain .pk-table th:nth-child(4), #pk-explain .pk-table td:nth-child(4), #pk-explain .pk-table th:nth-child(5), #pk-explain .pk-table td:nth-child(5) { display: none; }
+  #pk-docs .pk-table th:nth-child(2), #pk-docs .pk-table td:nth-child(2), #pk-docs .pk-table th:nth-child(3), #pk-docs .pk-table td:nth-child(3) { display: none; }
+  #pk-collection { flex-grow: 1 !important; }
 }
 """
 
