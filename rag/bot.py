@@ -23,6 +23,7 @@ from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
+from .relevance import other_language
 from .retrieval import Retriever, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
@@ -179,7 +180,9 @@ class Bot:
 
         # Declined without asking the model: nothing retrieved is close, or the question names
         # something no document mentions (a small model would answer about it from other passages).
-        reason = "no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone) else None
+        known = self.retriever.knows_word
+        reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone)
+                  else "other_language" if other_language(standalone, known) else None)
         if reason:
             yield REFUSAL
             timings.update(first_token=None, total=round(time.perf_counter() - started, 3), backend=None, model=None)
@@ -191,7 +194,7 @@ class Bot:
         state = {"first_token": None}
         messages = answer_messages(standalone, hits)
         text = yield from self._generate(messages, state)
-        checked = check_answer(text, hits, standalone, self.documents)
+        checked = check_answer(text, hits, standalone, self.documents, known)
         if checked.declined and model_declined(text) and len(hits) > 1:
             # The small model gives up too easily when several passages compete for its attention
             # (measured: 2 of 18 answerable questions, evidence ranked first). Asking once more with
@@ -200,13 +203,13 @@ class Bot:
             focused = hits[:1]
             retry_messages = answer_messages(standalone, focused)
             retry_text = yield from self._generate(retry_messages, state)
-            retry = check_answer(retry_text, focused, standalone, self.documents)
+            retry = check_answer(retry_text, focused, standalone, self.documents, known)
             if not retry.declined:
                 hits, messages, text, checked = focused, retry_messages, retry_text, retry
         if checked.declined and model_declined(text):
             # Still declined, yet a passage sentence may nearly restate the question: then it is
             # the answer, quoted verbatim (see QUOTE_MIN_STEMS for how "nearly" was measured).
-            quoted = quote_answer(hits, standalone, self.documents)
+            quoted = quote_answer(hits, standalone, self.documents, known)
             if not quoted.declined:
                 checked = quoted
         finished = time.perf_counter()
@@ -283,10 +286,12 @@ def open_for_queries(settings: Settings, embedder: Embedder):
     built when it is missing altogether."""
     import sys
 
-    from .collections import DEFAULT, open_collection, read_info, directory
+    from .collections import DEFAULT, MANIFEST, directory, open_collection
     from .index import build_seeds, refresh_command, stale_reasons
 
-    if settings.collection == DEFAULT and read_info(directory(settings)) is None and settings.seeds.is_dir():
+    # Only a missing manifest means "never built": a damaged one is open_collection's to report (or
+    # to replace by the copy its catalog keeps).
+    if settings.collection == DEFAULT and not (directory(settings) / MANIFEST).exists() and settings.seeds.is_dir():
         print(f"pakus: no index of the seeds at {settings.index}; building it now", file=sys.stderr)
         build_seeds(settings, embedder)
     opened = open_collection(settings)
@@ -294,7 +299,7 @@ def open_for_queries(settings: Settings, embedder: Embedder):
     if reasons:
         shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
         print(f"pakus: warning: collection {opened.name!r} is out of date ({shown}); answering from the last index. "
-              f"Refresh it with: {refresh_command(opened)}", file=sys.stderr)
+              f"Refresh it with: {refresh_command(opened, settings)}", file=sys.stderr)
     return opened
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
 from .lexical import mentioned, names_in, stems, tokenize
 from .prompts import NOT_FOUND
+from .relevance import off_subject, qualifier_mismatch
 from .schema import Citation, Document, Hit
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -264,8 +265,28 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
-def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document]) -> CheckedAnswer:
-    """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from 1)."""
+def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:
+    """Unsupport a backed sentence whose passages are about another subject than the question
+    names, or state the opposite end of what it asks (began for finished): see relevance.py."""
+    for n in sentence.cited:
+        hit = hits[n - 1]
+        start, end = _best_sentence(hit.text, sentence.text)
+        wrong_end = qualifier_mismatch(question, hit.text[start:end])
+        if wrong_end:
+            sentence.supported = False
+            sentence.missing.append(f"the passage does not say what was {wrong_end}")
+            return
+        names = off_subject(question, hit.text, hit.title, hit.section, known) if known else []
+        if names:
+            sentence.supported = False
+            sentence.missing.append(f"the passage is not about {', '.join(names)}")
+            return
+
+
+def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
+                 known: Callable[[str], bool] | None = None) -> CheckedAnswer:
+    """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
+    1). `known(name)` says whether the collection mentions a name, for the subject check."""
     if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
@@ -283,6 +304,9 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
             result = _supported_prefix(sentence, cited, passages, question) or result
         checked.append(result)
 
+    for sentence in checked:
+        if sentence.supported:
+            _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]
     cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
     if shown and _numbers(strip_markers(question)) - _numbers(cited_text):
@@ -331,11 +355,12 @@ QUOTE_MIN_STEMS = 4
 QUOTE_MIN_SHARE = 0.75
 
 
-def quote_answer(hits: list[Hit], question: str, documents: Mapping[str, Document]) -> CheckedAnswer:
+def quote_answer(hits: list[Hit], question: str, documents: Mapping[str, Document],
+                 known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """The passage sentence that nearly restates the question, as a checked answer citing it;
     declined when no sentence holds enough of the question's words."""
     found = _best_matching_sentence(
         hits, question, stems, lambda overlap, focus: overlap >= QUOTE_MIN_STEMS and overlap >= QUOTE_MIN_SHARE * focus)
     if found is None:
         return CheckedAnswer("", [], [], [], declined=True)
-    return check_answer(f"{found[0]} [{found[1]}]", hits, question, documents)
+    return check_answer(f"{found[0]} [{found[1]}]", hits, question, documents, known)

@@ -46,8 +46,25 @@ def distinctive_metadata_words(document_metadata: dict[str, dict]) -> dict[str, 
     return {source: own - set().union(*(w for s, w in words.items() if s != source)) for source, own in words.items()}
 
 
+# Terminal escapes (colour codes pasted with a question, "\x1b[1m") and other control characters:
+# their letters ("1m") became words of the question, and the citation check then found them in no
+# passage and declined a correct answer. Escapes are removed; other control characters part words.
+_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+
+
 def validate_question(question: str) -> str:
-    """The question, trimmed; a clear error for input no search could use."""
+    """The question, trimmed, without terminal escapes or control characters; a clear error for
+    input no search could use."""
+    if isinstance(question, str):
+        try:
+            question.encode("utf-8")
+        except UnicodeEncodeError as exc:  # bytes that are not UTF-8, passed through by a terminal or file
+            bad = question[exc.start]
+            shown = f"the byte \\x{ord(bad) - 0xDC00:02x}" if "\udc80" <= bad <= "\udcff" else f"{bad!r}"
+            raise InvalidInputError(f"the question is not valid UTF-8 text (it holds {shown}); "
+                                    "retype it, or convert it to UTF-8") from None
+        question = _CONTROL.sub(" ", _ESCAPE.sub("", question))
     if not isinstance(question, str) or not question.strip():
         raise InvalidInputError('the question is empty; type a question, e.g. "What is CSF?"')
     question = " ".join(question.split())
@@ -113,6 +130,10 @@ class Retriever:
                 continue
             unknown.append(name)
         return unknown
+
+    def knows_word(self, word: str) -> bool:
+        """Whether the collection mentions this word anywhere (its text or what its documents are)."""
+        return word in self._metadata_words or self.store.knows_word(word)
 
     def dense_ranking(self, question: str) -> list[tuple[str, float]]:
         return self.store.dense_search(self.embedder.embed([question])[0], self.candidates)

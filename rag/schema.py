@@ -178,6 +178,7 @@ class Answer:
     unsupported_sentences: list[str] = field(default_factory=list)  # removed or flagged by the check
     # When answered is False: "no_evidence" (retrieval found nothing, the model was not asked),
     # "unknown_name" (the question names something no document mentions; the model was not asked),
+    # "other_language" (the question is not in the documents' language; the model was not asked),
     # "model_declined" (the model said the passages do not answer), "unsupported" (no sentence of
     # the model's answer passed the citation check).
     decline_reason: str | None = None

@@ -1,0 +1,74 @@
+"""Does a passage answer *this* question? Checks beyond "its words are in the passage".
+
+The citation check (citations.py) confirms that a sentence's words, numbers and names are in the
+passage it cites. That is not enough: a small model answers "founded in 1947 [2]" where passage 2
+gives the founding year of another organisation, the year a construction *began* when asked when
+it *finished*, or a fluent answer to a question in another language from an unrelated passage.
+Three general failures, three checks:
+
+- subject: a question that names something (a person, a work, an organisation) is answered only
+  from a passage about it: the passage, its section or its document's title names it;
+- qualifier: a question asking for one end of an opposite pair (began/finished, born/died,
+  first/last, opened/closed) is not answered by a sentence that states only the other end;
+- language: a question in a language the collection is not written in is declined, since the
+  retrieved passages can only match it by accident.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .lexical import STOP_WORDS, mentioned, names_in, words
+
+# Opposite ends of an event or a sequence. A question naming one side, answered by a sentence
+# holding only words of the other side, is answered about the wrong end.
+OPPOSITES = [
+    ({"begin", "began", "begun", "beginning", "start", "started", "starting", "commenced", "initially", "originally"},
+     {"finish", "finished", "complete", "completed", "completion", "end", "ended", "concluded", "until", "finally"}),
+    ({"born", "birth"}, {"died", "death", "dead", "killed"}),
+    ({"first", "earliest"}, {"last", "latest", "final"}),
+    ({"opened", "opening"}, {"closed", "closing", "closure"}),
+    ({"founded", "established", "created", "formed"}, {"dissolved", "abolished", "disbanded", "defunct"}),
+]
+
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+def qualifier_mismatch(question: str, sentence: str) -> str | None:
+    """The qualifier the question asks for when `sentence` states only its opposite, else None."""
+    asked = set(words(question))
+    said = set(words(sentence))
+    for one, other in OPPOSITES:
+        for wanted, opposite in ((one, other), (other, one)):
+            if asked & wanted and not asked & opposite and said & opposite and not said & wanted:
+                return sorted(asked & wanted)[0]
+    return None
+
+
+def off_subject(question: str, passage: str, title: str, section: str, known) -> list[str]:
+    """The names of the question that the passage, its section and its document's title all lack,
+    when it lacks every one of them; empty when the passage is about something the question names
+    (or the question names nothing the collection knows). `known(name)` says whether the
+    collection mentions a name at all: an unknown name is the unknown-name check's business."""
+    names = [n for n in sorted(names_in(question)) if known(n)]
+    if not names:
+        return []
+    where = f"{title}\n{section}\n{passage}".lower()
+    return [] if any(mentioned(n, where) for n in names) else names
+
+
+def other_language(question: str, known) -> bool:
+    """Whether the question is in a language the collection is not written in: most of its words
+    are neither English function words nor words of the collection (`known(word)`). Short
+    questions and questions of names only are left alone."""
+    letters = _LETTER.findall(question)
+    if len(letters) < 8:
+        return False
+    if sum(1 for ch in letters if ch.isascii()) < len(letters) / 2:
+        # Another script (Urdu, Chinese, ...): words the collection may know, like numbers, do not count.
+        return not any(known(w) for w in words(question) if not w.isdigit() and len(w) > 2)
+    tokens = re.findall(r"[^\W\d_]+", question.lower())
+    if len(tokens) < 4:
+        return False
+    familiar = sum(1 for t in tokens if t in STOP_WORDS or known(t))
+    return familiar < len(tokens) / 2

@@ -1,0 +1,60 @@
+"""Question-relevance checks: subject, qualifier and language, on known answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.relevance import off_subject, other_language, qualifier_mismatch
+
+VOCABULARY = {"dam", "aswan", "nile", "built", "egypt", "bell", "telephone", "founded", "company", "install", "numpy",
+              "windows", "package", "cricket", "world", "cup", "1992", "won"}
+
+
+def known(word: str) -> bool:
+    return word in VOCABULARY
+
+
+@pytest.mark.parametrize("question, sentence, wrong", [
+    ("When was the dam finished?", "Construction of the dam began in 1960.", "finished"),
+    ("When did construction of the dam begin?", "The dam was completed in 1970.", "begin"),
+    ("When was he born?", "He died in 1922 in Nova Scotia.", "born"),
+    ("What was her first novel?", "Her last novel was published in 2015.", "first"),
+])
+def test_a_sentence_stating_only_the_opposite_end_is_caught(question, sentence, wrong):
+    assert qualifier_mismatch(question, sentence) == wrong
+
+
+@pytest.mark.parametrize("question, sentence", [
+    ("When was the dam finished?", "The dam was built between 1960 and 1970."),  # neither end named: the answer may hold
+    ("When was the dam finished?", "Work began in 1960 and was completed in 1970."),  # both ends
+    ("When did it begin and when did it end?", "It began in 1960."),  # the question asks for both
+    ("Who founded the company?", "Bell founded the company in 1885."),
+])
+def test_other_sentences_pass_the_qualifier_check(question, sentence):
+    assert qualifier_mismatch(question, sentence) is None
+
+
+def test_a_passage_about_another_subject_is_caught():
+    assert off_subject("When was the Aswan Dam built?", "The telephone company was founded in 1885.", "Bell", "", known) == ["aswan", "dam"]
+
+
+@pytest.mark.parametrize("question, passage, title", [
+    ("When was the Aswan Dam built?", "It was built between 1960 and 1970 across the Nile.", "Aswan High Dam"),  # the title names it
+    ("When was the Aswan Dam built?", "The Aswan High Dam was built between 1960 and 1970.", "Dams of Egypt"),
+    ("when was the dam built", "Something else entirely.", "Other"),  # no names: nothing to check
+    ("When was the Kariba Dam built?", "The dam was built in 1960.", "Dams"),  # "kariba" is unknown: another check's job
+])
+def test_passages_about_the_question_s_subject_pass(question, passage, title):
+    assert off_subject(question, passage, title, "", known) == []
+
+
+@pytest.mark.parametrize("question, foreign", [
+    ("1992 کا کرکٹ ورلڈ کپ کس ٹیم نے جیتا تھا؟", True),
+    ("Wie installiere ich NumPy mit conda unter Windows?", True),
+    ("¿Cómo entreno una red neuronal con TensorFlow en R?", True),
+    ("How do I install numpy on Windows?", False),
+    ("Who won the 1992 cricket world cup?", False),
+    ("Aswan?", False),  # too short to tell
+])
+def test_questions_in_another_language_are_recognised(question, foreign):
+    assert other_language(question, known) is foreign
