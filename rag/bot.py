@@ -16,14 +16,14 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import check_answer, model_declined, quote_answer, strip_markers
+from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, quote_answer, strip_markers
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
-from .relevance import other_language
+from .relevance import answers_part, other_language, unanswered_parts
 from .retrieval import Retriever, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
@@ -212,6 +212,8 @@ class Bot:
             quoted = quote_answer(hits, standalone, self.documents, known)
             if not quoted.declined:
                 checked = quoted
+        if not checked.declined:
+            checked = yield from self._complete_parts(standalone, hits, checked, state, known)
         finished = time.perf_counter()
         usage = next((u for m, u in state.get("usage", ()) if m is messages and u), None)  # the backend's own counts
         timings.update(
@@ -229,6 +231,23 @@ class Bot:
             yield Answer(question, REFUSAL, False, decline_reason=reason, **common)
         else:
             yield Answer(question, checked.text, True, citations=checked.citations, **common)
+
+    def _complete_parts(self, question: str, hits: list[Hit], checked, state: dict, known):
+        """Ask again for each part of a compound question that the answer left out ("When ...,
+        and with whom?" answered with the year only), and say plainly which parts the passages
+        do not answer. Streams what it adds; returns the completed CheckedAnswer."""
+        for part in unanswered_parts(question, strip_markers(checked.text)):
+            yield " "
+            focused = f"{question} Answer only this part: {part}"
+            text = yield from self._generate(answer_messages(focused, hits), state)
+            extra = check_answer(text, hits, question, self.documents, known)
+            if not extra.declined and answers_part(part, strip_markers(extra.text), question):
+                checked = merge_answers(checked, extra)
+            else:
+                note = f"The passages do not say {part.rstrip('?').strip()}."
+                yield note
+                checked = merge_answers(checked, CheckedAnswer(note, [], [], [], declined=False))
+        return checked
 
     def _serial(self):
         """The model lock around an in-process model (one KV cache: one stream at a time); nothing

@@ -364,3 +364,16 @@ def quote_answer(hits: list[Hit], question: str, documents: Mapping[str, Documen
     if found is None:
         return CheckedAnswer("", [], [], [], declined=True)
     return check_answer(f"{found[0]} [{found[1]}]", hits, question, documents, known)
+
+
+def merge_answers(first: CheckedAnswer, second: CheckedAnswer) -> CheckedAnswer:
+    """One answer from two checked answers over the same numbered passages (a compound
+    question's parts): texts joined, citations of the same passage kept once."""
+    numbers = {c.n for c in first.citations}
+    return CheckedAnswer(
+        text=f"{first.text} {second.text}".strip(),
+        sentences=first.sentences + second.sentences,
+        citations=sorted(first.citations + [c for c in second.citations if c.n not in numbers], key=lambda c: c.n),
+        unsupported=first.unsupported + second.unsupported,
+        declined=first.declined and second.declined,
+    )

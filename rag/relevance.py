@@ -72,3 +72,49 @@ def other_language(question: str, known) -> bool:
         return False
     familiar = sum(1 for t in tokens if t in STOP_WORDS or known(t))
     return familiar < len(tokens) / 2
+
+
+# --- parts of a question ---------------------------------------------------------------------------
+
+# "..., and when ...?", "... and with whom?", "Where and on what date ...": a second question.
+_WH = r"(?:how|what|which|who|whom|whose|when|where|why)"
+_SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?=(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?{_WH}\b)"
+                          rf"|\?\s+(?=(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b)", re.I)
+_WHEN = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?(?:when|what year|which year|what date|which years?)\b", re.I)
+_HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?how (?:many|much|long|old|tall|far|big|large|high|heavy)\b", re.I)
+_WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b", re.I)
+_YEAR = re.compile(r"1\d{3}|20\d{2}")
+_MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
+_NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+                 "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion", "half", "third", "quarter", "dozen"}
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions a compound question asks ("When did X ..., and with whom?" -> two)."""
+    parts = [p.strip(" ,") for p in _SECOND_PART.split(question.strip()) if p.strip(" ,?")]
+    return parts if len(parts) > 1 else [question.strip()]
+
+
+def answers_part(part: str, answer: str, question: str) -> bool:
+    """Whether `answer` holds the kind of thing `part` asks for (a time, a number, a person),
+    beyond what the question already says; parts of other kinds are taken as answered."""
+    asked = set(words(question))
+    new_words = [w for w in words(answer) if w not in asked]
+    if _WHEN.match(part):
+        return any(re.fullmatch(r"\d{3,4}s?", w) or _MONTH.fullmatch(w) or w in ("century", "bc", "ad") for w in new_words)
+    if _HOW_MANY.match(part):
+        # A year is not a count: "It happened in 1770" does not say how many.
+        return any((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS for w in new_words)
+    if _WHO.match(part):
+        known_names = names_in(question)
+        return any(n not in known_names for n in names_in(answer))
+    return True
+
+
+def unanswered_parts(question: str, answer: str) -> list[str]:
+    """The parts of a compound question that `answer` leaves without the time, number or person
+    it asks for (small models often answer the first part only)."""
+    parts = question_parts(question)
+    if len(parts) < 2:
+        return []
+    return [part for part in parts if not answers_part(part, answer, question)]

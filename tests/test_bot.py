@@ -293,3 +293,22 @@ def test_the_prompt_prefix_is_warmed_once_however_the_generator_is_first_used(ti
         bot.ask(CSF_QUESTION)
         [prefix] = generator.warmed
         assert prefix[0] == {"role": "system", "content": SYSTEM}
+
+
+def test_a_part_of_a_compound_question_left_out_is_asked_for_again(make_bot):
+    question = "When did IMET cease operations, and who trained Pakistani officers in America?"
+    year_only = lambda m: f"IMET ceased operations in 1990 [{passage_number(m, 'IMET ceased operations')}]."  # noqa: E731
+    who = lambda m: f"The International Military Education and Training programme (IMET) trained Pakistani officers [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
+    bot, generator = make_bot(year_only, who)
+    answer = bot.ask(question)
+    assert answer.answered and "1990" in answer.answer and "International Military Education" in answer.answer
+    assert "Answer only this part: who trained Pakistani officers in America?" in generator.calls[1]["messages"][1]["content"]
+
+
+def test_a_part_the_passages_do_not_answer_is_said_to_be_missing(make_bot):
+    question = "When did IMET cease operations, and who was its director?"
+    year_only = lambda m: f"IMET ceased operations in 1990 [{passage_number(m, 'IMET ceased operations')}]."  # noqa: E731
+    bot, _ = make_bot(year_only, "NOT_IN_PASSAGES")
+    answer = bot.ask(question)
+    assert answer.answered and "1990" in answer.answer
+    assert answer.answer.endswith("The passages do not say who was its director.")

@@ -58,3 +58,29 @@ def test_passages_about_the_question_s_subject_pass(question, passage, title):
 ])
 def test_questions_in_another_language_are_recognised(question, foreign):
     assert other_language(question, known) is foreign
+
+
+@pytest.mark.parametrize("question, parts", [
+    ("When did Bill Gates co-found Microsoft, and with whom?", ["When did Bill Gates co-found Microsoft", "with whom?"]),
+    ("Where and on what date was the symphony first performed?", ["Where", "on what date was the symphony first performed?"]),
+    ("Which prize did she win? In what year?", ["Which prize did she win", "In what year?"]),
+    ("What did Pakistan and the US agree?", ["What did Pakistan and the US agree?"]),
+])
+def test_question_parts(question, parts):
+    from rag.relevance import question_parts
+
+    assert question_parts(question) == parts
+
+
+@pytest.mark.parametrize("question, answer, missing", [
+    ("When did Gates co-found Microsoft, and with whom?", "Gates co-founded Microsoft in 1975.", ["with whom?"]),
+    ("When did Gates co-found Microsoft, and with whom?", "Gates co-founded Microsoft with Paul Allen in 1975.", []),
+    ("Which prize did Morrison win, and in what year?", "She won the Pulitzer Prize.", ["in what year?"]),
+    ("How many people did it affect, and when?", "It affected 30 million people in 1770.", []),
+    ("How many people did it affect, and when?", "It happened in 1770.", ["How many people did it affect"]),
+    ("What is CSF?", "Nothing.", []),
+])
+def test_unanswered_parts(question, answer, missing):
+    from rag.relevance import unanswered_parts
+
+    assert unanswered_parts(question, answer) == missing
