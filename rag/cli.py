@@ -64,12 +64,30 @@ def _read_question(question: str) -> str:
     return question
 
 
+def _quiet_stdout() -> None:
+    """After a broken pipe (`pakus search X | head -1`), point stdout at /dev/null: Python would
+    otherwise report the same error again when it flushes stdout on exit (the recipe of Python's
+    `signal` documentation)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (in tests)
+        pass
+
+
 class _Group(click.Group):
     """Turns library errors and Ctrl-C into one line and an exit code, never a traceback."""
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a reader that left early is noticed here, not at exit
+            return result
+        except BrokenPipeError:
+            # The reader of our output has gone (`| head -1`): nothing to say, and nobody to say it
+            # to. 141 is what a shell reports for a program stopped by SIGPIPE, like `yes | head -1`.
+            _quiet_stdout()
+            sys.exit(141)
         except PakusError as exc:
             click.echo(f"pakus: error: {exc}", err=True)
             sys.exit(exc.exit_code)

@@ -105,7 +105,12 @@ def require(settings: Settings, name: str | None = None) -> Path:
         if name == DEFAULT:
             from .errors import IndexMissingError
 
-            raise IndexMissingError(f"no index of the seeds at {folder}; run: pakus index build")
+            if settings.seeds.is_dir():
+                raise IndexMissingError(f"no index of the seeds at {folder}; run: pakus index build")
+            # `pakus index build` needs the seeds folder: suggesting it here would fail the same way.
+            raise IndexMissingError(f"no index of the seeds at {folder} and no seeds folder at {settings.seeds} to build it from; "
+                                    "run pakus inside a pakus checkout (or set PAKUS_PROJECT_ROOT to one), or ask your own "
+                                    "documents: pakus add PATH -c NAME, then pakus ask QUESTION -c NAME")
         others = [n for n in names(settings) if n != name]
         raise CollectionMissingError(f"no collection named {name!r}" + (f" (collections: {', '.join(others)})" if others else "")
                                      + f"; create it with: pakus add PATH -c {name}")

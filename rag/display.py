@@ -92,6 +92,11 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", re.sub(r"\[\d+\]", " ", text).lower())
 
 
+def _markers(text: str) -> set[int]:
+    """The passage numbers a text cites: "[1]", "[1, 2]", "[2][3]"."""
+    return {int(n) for group in re.findall(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]", text) for n in re.split(r"\s*[,;]\s*", group)}
+
+
 def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> Answer:
     """Print text pieces as they arrive, then the checked answer's sources."""
     streamed = ""
@@ -110,9 +115,10 @@ def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> An
         click.echo(REFUSAL)
     elif answer.answered and not streamed.strip():
         click.echo(answer.answer)  # nothing was streamed: the answer is a quote the check chose
-    elif answer.answered and _words(streamed) != _words(answer.answer):
-        # The check changed the words (removed a sentence, spelled out an abbreviation): show what
-        # stands. Moved or renumbered [n] markers alone are not worth a second copy.
+    elif answer.answered and (_words(streamed) != _words(answer.answer) or _markers(streamed) - _markers(answer.answer)):
+        # The check changed the words (removed a sentence, spelled out an abbreviation), or the
+        # stream showed a marker that no source below carries ("[2]" with only [1] listed): show
+        # what stands. Markers that only moved are not worth a second copy.
         click.echo(click.style("Checked answer: ", bold=True) + answer.answer)
     click.echo()
     print_sources(answer)
@@ -124,6 +130,12 @@ def stream_answer(items: Iterable[str | Answer], *, explain: bool = False) -> An
 def run_chat(chat) -> None:
     """Read questions until EOF or /quit; Ctrl-C stops the current answer, twice leaves."""
     click.echo("pakus chat: ask about the documents. /clear starts over, /quit (or Ctrl-D) leaves.", err=True)
+    # A line that is not UTF-8 would otherwise raise inside input() and end the session with its
+    # history: such bytes are read as they are, and the question check refuses that one line.
+    try:
+        sys.stdin.reconfigure(errors="surrogateescape")
+    except (AttributeError, ValueError, OSError):
+        pass
     while True:
         try:
             question = input("\nyou> ")

@@ -50,9 +50,15 @@ def load_questions(path: str | Path) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as error:
         raise InvalidInputError(f"cannot read question file {path}: {error.strerror or error}") from None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise InvalidInputError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[error.start]:02x}); "
+                                "save the question file as UTF-8") from None
     questions: list[dict[str, Any]] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):

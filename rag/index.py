@@ -21,8 +21,10 @@ from .ingest import SOURCES_FILE, _sha256, built_with_other_settings, sync, walk
 from .settings import Settings
 
 
-def refresh_command(opened: Opened) -> str:
+def refresh_command(opened: Opened, settings: Settings | None = None) -> str:
     if opened.name == DEFAULT:
+        if settings is not None and not settings.seeds.is_dir():
+            return f"restore the seeds folder {settings.seeds} (git checkout seeds), then pakus index build"
         return "pakus index build"
     suffix = f" -c {opened.name}"
     return f"pakus sync {opened.info.folder}{suffix}" if opened.info.folder else f"pakus add PATH...{suffix} (or pakus remove)"
@@ -87,7 +89,7 @@ def index_status(settings: Settings, embedder=None) -> dict[str, Any]:
             "state": "stale" if reasons else "ok",
             "up_to_date": not reasons,
             "stale_reasons": reasons,
-            "refresh": refresh_command(opened) if reasons else None,
+            "refresh": refresh_command(opened, settings) if reasons else None,
             "store": opened.info.store,
             "documents": len(documents),
             "chunks": chunks,
@@ -104,6 +106,9 @@ def build_seeds(settings: Settings, embedder=None, *, force: bool = False, progr
     """(Re)build the default collection from the seeds folder; returns the file reports."""
     if settings.collection != DEFAULT:
         raise PakusError(f"pakus index build rebuilds the seeds; for collection {settings.collection!r} use: pakus sync FOLDER -c {settings.collection}")
+    if not settings.seeds.is_dir():
+        raise IndexMissingError(f"no seeds folder at {settings.seeds} to build the index from; restore it (git checkout seeds), "
+                                "or set PAKUS_SEEDS_DIR to the folder of the seed documents")
     return sync(settings.seeds, settings, embedder=embedder, force=force, progress=progress, skip=_seeds_extras)
 
 
