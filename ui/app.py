@@ -356,14 +356,16 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             clear_button = gr.Button("Clear", elem_id="pk-clear", variant="secondary", scale=0, min_width=80)
         with gr.Accordion(documents_label(documents), open=False, elem_id="pk-documents") as documents_box:
             documents_view = gr.HTML(render.render_documents(settings.collection, documents, problem), elem_id="pk-docs")
-            formats = ", ".join(s.lstrip(".") for s in supported_suffixes())
+            formats = ", ".join("." + s.lstrip(".") for s in supported_suffixes())
             with gr.Row(elem_id="pk-upload-row", equal_height=False):
-                files = gr.File(label=f"Add files ({formats}; up to {options.max_upload_mb} MB each)",
-                                file_count="multiple", type="filepath", elem_id="pk-files", scale=3, min_width=240, height=140)
+                files = gr.File(label=f"Add files, up to {options.max_upload_mb} MB each", file_count="multiple",
+                                type="filepath", elem_id="pk-files", scale=3, min_width=240, height=140)
                 with gr.Column(scale=2, min_width=220):
                     new_name = gr.Textbox(label="Into a new collection (optional)", max_lines=1, elem_id="pk-new-name",
                                           placeholder="a name such as my-papers; empty: this collection")
                     add_button = gr.Button("Add files", variant="primary", elem_id="pk-add")
+            gr.HTML(f'<p class="pk-hint">Reads {formats}. Files are kept on this machine, in the pakus data folder, '
+                    "so their passages can be opened again.</p>", elem_id="pk-upload-hint")
             upload_log = gr.HTML("", elem_id="pk-upload-log")
         with gr.Accordion("Settings and explain", open=False, elem_id="pk-settings"):
             k = gr.Slider(1, k_most, value=settings.k, step=1, label="Passages given to the model (k)")

@@ -395,7 +395,7 @@ def report_line(report) -> str:
     if report.status == "skipped":
         return f'<li class="pk-fail"><span class="pk-mark">✗</span> <b>{name}</b>: {escape(report.reason or "skipped")}</li>'
     note = f" ({escape(report.reason)})" if report.reason else ""
-    chunks = f" · {report.chunks:,} chunks" if report.chunks else ""
+    chunks = f" · {report.chunks:,} chunk{'s' if report.chunks != 1 else ''}" if report.chunks else ""
     return (f'<li class="pk-done"><span class="pk-mark">{_DONE.get(report.status, "·")}</span> '
             f"{escape(report.status)} <b>{name}</b>{note}{chunks}</li>")
 

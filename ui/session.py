@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rag.errors import PakusError
 from rag.schema import Answer
 from rag.settings import Settings
 
@@ -110,10 +111,15 @@ class BotPool:
             _close(entry.bot)
 
     def embedder(self):
-        """The loaded embedder, for adding files with the same model the questions use; None when
-        no bot has loaded one yet (the ingest step then loads its own)."""
-        with self._lock:
-            return getattr(self._models, "embedder", None) if self._models is not None else None
+        """The loaded embedder, so files are added with the very model the questions are embedded
+        with (loaded now if no question came yet); None when the first collection cannot be opened
+        (the ingest step then loads its own)."""
+        if self._models is None:
+            try:
+                self.get()
+            except PakusError:
+                return None
+        return getattr(self._models, "embedder", None)
 
     def concurrent(self) -> bool:
         """Whether the loaded generator runs several answers at once (a server); False while unknown."""

@@ -25,8 +25,10 @@ CSS = """
 #pk-header .pk-title span { font-weight: 500; color: var(--body-text-color-subdued); }
 #pk-header .pk-subtitle { margin: 4px 0 0; font-size: 0.92rem; line-height: 1.45; color: var(--body-text-color-subdued); max-width: 70ch; }
 #pk-header .pk-coll { color: var(--body-text-color); font-weight: 600; }
-#pk-top { align-items: flex-end; gap: 12px; }
-#pk-collection { flex-grow: 0 !important; }
+#pk-top { align-items: center; gap: 16px; flex-wrap: wrap; }
+#pk-top > .form:has(#pk-collection) { flex: 0 0 230px !important; background: none; border: none; box-shadow: none; }
+#pk-top > .form:has(#pk-collection) > #pk-collection { border: none; background: none; padding: 0; }
+#pk-header-block { flex: 1 1 420px !important; }
 #pk-composer { align-items: stretch; gap: 8px; flex-wrap: nowrap; }
 #pk-composer > * { min-width: 0 !important; }
 #pk-clear { flex: 0 0 auto !important; width: auto !important; padding: 0 18px; font-weight: 500; }
@@ -117,6 +119,7 @@ CSS = """
 .pk-upload-done { font-weight: 600; }
 .pk-upload-error { color: #b91c1c; font-weight: 600; }
 .dark .pk-upload-error { color: #fca5a5; }
+.pk-hint { margin: 0; font-size: 0.8rem; color: var(--body-text-color-subdued); }
 .pk-note { font-size: 0.85rem; color: var(--body-text-color-subdued); font-style: italic; }
 
 /* ---- explain panel -------------------------------------------------------------------------- */
@@ -148,7 +151,7 @@ CSS = """
   .pk-preview { grid-column: 1 / 3; }
   #pk-explain .pk-table th:nth-child(4), #pk-explain .pk-table td:nth-child(4), #pk-explain .pk-table th:nth-child(5), #pk-explain .pk-table td:nth-child(5) { display: none; }
   #pk-docs .pk-table th:nth-child(2), #pk-docs .pk-table td:nth-child(2), #pk-docs .pk-table th:nth-child(3), #pk-docs .pk-table td:nth-child(3) { display: none; }
-  #pk-collection { flex-grow: 1 !important; }
+  #pk-top > .form:has(#pk-collection) { flex: 1 1 100% !important; }
 }
 """
 

@@ -10,8 +10,10 @@ earlier copy in place.
 The page's limits are the operator's, read once when `pakus ui` starts:
 - PAKUS_UI_MAX_UPLOAD_MB (default 50): the largest file a visitor may upload, enforced by the
   server on its upload route (a larger upload is refused before it is stored) and again here.
-- PAKUS_UI_QUEUE_SIZE (default 20): questions (and uploads) that may wait for their turn; a visitor
-  beyond that is told the page is busy and to try again.
+- PAKUS_UI_QUEUE_SIZE (default 20): questions (and uploads) that may wait in line; a visitor beyond
+  that is told the page is busy and to try again. (Up to PAKUS_UI_CONCURRENCY - 1 more wait at the
+  model's door, taken from the line in order: the line cannot know ahead whether the model is one
+  that answers one question at a time.)
 - PAKUS_UI_CONCURRENCY (default 4): answers generated at once when the backend runs several at a
   time (the openai backend); the in-process backends answer one at a time whatever this says.
 The backend and model are the operator's too (PAKUS_BACKEND, PAKUS_MODEL_PATH or `pakus ui`'s
