@@ -676,6 +676,21 @@ def test_clear_starts_over(served):
     assert bot.asked[-1] == ("What is CSF?", 0)  # no history after clearing
 
 
+def test_clearing_during_an_answer_lets_the_next_question_through(served):
+    url, bot = served
+    client = _client(url)
+    client.predict("What is CSF?", api_name="/show_question")
+    job = client.submit(2, "seeds", api_name="/answer_question")
+    deadline = time.monotonic() + 30
+    while not any("pk-streaming" in _texts(out[0])[-1] for out in job.outputs()):
+        assert time.monotonic() < deadline, "the answer never started streaming"
+        time.sleep(0.02)
+    client.predict(api_name="/clear")  # cancels the answer half-way
+    started = time.monotonic()
+    states, _ = _ask(_client(url), "What is CSF?")  # would wait forever if the cancelled answer kept its turn
+    assert "pk-answered" in _texts(states[-1])[-1] and time.monotonic() - started < 20
+
+
 def test_a_visitor_cannot_choose_the_backend(served):
     url, bot = served
     # What a script sends where the backend dropdown used to be is a collection name now, checked as one.
