@@ -14,6 +14,7 @@ The embedded store keeps its chunks in the same database and the same transactio
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import zlib
@@ -66,6 +67,78 @@ def _unpack_offsets(blob: bytes) -> list[int]:
     return np.cumsum(np.frombuffer(zlib.decompress(blob), dtype=np.int32), dtype=np.int64).tolist()
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("SELECT count(*) FROM documents").fetchone()
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection, after restoring the last committed state if a writer was killed
+    in the middle of a large batch.
+
+    Such a writer leaves a "hot" journal (its batch had spilled into the database file before the
+    commit), which must be rolled back before anyone reads, and a read-only connection may not do
+    that: every query failed until the next add. Rolling back is recovery, not a rebuild: the
+    database returns to exactly what the last finished batch committed.
+    """
+    try:
+        return _connect_read_only(path)
+    except sqlite3.OperationalError as exc:
+        journal = path.with_name(path.name + "-journal")
+        code = getattr(exc, "sqlite_errorcode", None)
+        if not journal.is_file() or (code is not None and code != sqlite3.SQLITE_READONLY_ROLLBACK):
+            raise
+    if os.access(path.parent, os.W_OK):
+        _roll_back(path)
+        return _connect_read_only(path)
+    # A read-only folder: roll back a private copy and read that, once per process.
+    import shutil
+    import sys
+    import tempfile
+
+    print(f"pakus: warning: {path} was left mid-write by a pakus process that stopped, and its folder is read-only; "
+          "reading its last committed state from a temporary copy. Run any pakus command on it once with write access "
+          "(e.g. pakus index status) to restore it in place", file=sys.stderr)
+    copy_dir = Path(tempfile.mkdtemp(prefix="pakus-catalog-"))
+    try:
+        copy = copy_dir / path.name
+        shutil.copyfile(path, copy)
+        shutil.copyfile(journal, copy.with_name(copy.name + "-journal"))
+        _roll_back(copy)
+        return _connect_read_only(copy)  # the open file outlives its name on POSIX
+    finally:
+        shutil.rmtree(copy_dir, ignore_errors=True)
+
+
+def _roll_back(path: Path) -> None:
+    writer = sqlite3.connect(path, timeout=30)
+    try:
+        writer.execute("SELECT count(*) FROM documents").fetchone()  # SQLite rolls a hot journal back here
+    finally:
+        writer.close()
+
+
+def kept_manifest(folder: Path) -> dict[str, Any] | None:
+    """The copy of collection.json kept in the catalog of `folder`, if it can be read."""
+    path = folder / FILE_NAME
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+    except (sqlite3.Error, ValueError):
+        return None
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -86,12 +159,11 @@ class Catalog:
                 self.db.executescript(_SCHEMA)
             else:
                 if not path.is_file():
-                    raise IndexCorruptError(f"{path} is missing; the collection is incomplete (run: pakus doctor)")
+                    raise IndexCorruptError(f"{path} is missing")
                 # Read-only: a query never writes, so it works on a read-only checkout too.
-                self.db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
-                self.db.execute("SELECT count(*) FROM documents").fetchone()
+                self.db = _open_read_only(path)
         except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"{path} cannot be read ({exc}); the collection is damaged (run: pakus doctor)") from None
+            raise IndexCorruptError(f"{path} cannot be read ({exc})") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -100,7 +172,10 @@ class Catalog:
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK
+            # would fail and hide the error that says what happened.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
         self.db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '1')")
@@ -110,6 +185,14 @@ class Catalog:
         """Counts committed changes; derived files (the store's snapshot) record the one they match."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0]) if row else 0
+
+    def keep_manifest(self, manifest: dict[str, Any]) -> None:
+        """A copy of collection.json, from which a damaged one is restored. Written only when it
+        changed, and outside any batch: it does not count as a change of the documents."""
+        text = json.dumps(manifest, sort_keys=True, ensure_ascii=False)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'manifest'").fetchone()
+        if row is None or row[0] != text:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('manifest', ?)", (text,))
 
     # --- files ---------------------------------------------------------------------------------
 

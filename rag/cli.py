@@ -31,6 +31,7 @@ Examples:
   pakus add ~/papers -c papers          your own PDFs, Word files, web pages, notes
   pakus ask "What does the 2021 report conclude?" -c papers
   pakus sources -c papers
+  pakus doctor                          what is wrong with this installation, and the fix
   pakus model path                      the packaged model, for a server:
   python -m llama_cpp.server --model "$(pakus model path)" --port 8000 --interrupt_requests false
   PAKUS_BACKEND=openai PAKUS_OPENAI_BASE_URL=http://127.0.0.1:8000/v1 pakus ask "What is CSF?"
@@ -378,6 +379,32 @@ def model_path_command() -> None:
     from .generators.model_files import default_gguf_path
 
     click.echo(default_gguf_path(_settings()))  # progress, if it assembles, goes to stderr
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--repair", is_flag=True, help="Also do the repairs that need no document (search files, interrupted writes, a damaged collection.json).")
+@click.option("--quick", is_flag=True, help="Check the model's sampled blocks only, not its full sha256 (1.1 GB of reading).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: ok, and every finding.")
+def doctor(repair: bool, quick: bool, as_json: bool) -> None:
+    """Check the installation: libraries, folders, the model's hash, every collection's files.
+
+    Prints what is wrong with the command that fixes it; exits 0 only when all is well.
+    """
+    from .doctor import run_checks
+
+    findings = run_checks(_settings(), full_model_hash=not quick, repair=repair)
+    ok = all(f.ok for f in findings)
+    if as_json:
+        _echo_json({"ok": ok, "findings": [f.to_dict() for f in findings]})
+    else:
+        from .display import print_findings
+
+        print_findings(findings)
+    if not ok:
+        sys.exit(1)
 
 
 # --- ui / eval ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,15 +78,44 @@ def read_info(folder: Path) -> CollectionInfo | None:
     except (OSError, ValueError, TypeError) as exc:
         from .errors import IndexCorruptError
 
-        raise IndexCorruptError(f"{path} is unreadable ({exc}); run: pakus doctor") from None
+        raise IndexCorruptError(f"{path} is unreadable ({exc})") from None
 
 
 def write_info(folder: Path, info: CollectionInfo) -> None:
     """Written to a temporary name and renamed: a reader never sees half a manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(folder / MANIFEST)
+    try:
+        tmp.write_text(json.dumps(asdict(info), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(folder / MANIFEST)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a manifest behind
+        raise
+
+
+def repair_command(settings: Settings, name: str, info: CollectionInfo | None = None) -> str:
+    """The command that makes a damaged collection again from its files."""
+    if name == DEFAULT:
+        return "pakus index build --force"
+    if info is not None and info.folder:
+        return f"pakus sync {info.folder} -c {name} --force"
+    return f"pakus add PATH... -c {name} --force (PATH: the collection's files)"
+
+
+def set_aside_damaged(folder: Path) -> list[Path]:
+    """Move an unreadable catalog and manifest out of the way, renamed (kept for a look, not
+    used), and drop the search files made from them: a forced rebuild starts from nothing."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    moved = []
+    for name in ("catalog.sqlite", "catalog.sqlite-journal", MANIFEST):
+        path = folder / name
+        if path.exists():
+            target = folder / f"{name}.damaged-{stamp}"
+            path.rename(target)
+            moved.append(target)
+    for search in folder.glob("search-*"):
+        shutil.rmtree(search, ignore_errors=True)
+    return moved
 
 
 def names(settings: Settings) -> list[str]:
@@ -156,26 +186,47 @@ def open_collection(settings: Settings, name: str | None = None, *, writable: bo
     from .catalog import Catalog
     from .stores.base import open_store
 
+    from .errors import IndexCorruptError
+
     name = validate_name(name or settings.collection)
     folder = directory(settings, name)
-    info = read_info(folder)
+    try:
+        info = read_info(folder)
+    except IndexCorruptError as exc:
+        info = _kept_info(folder)
+        if info is None:
+            raise IndexCorruptError(f"{exc}; the collection is damaged: rebuild it with: {repair_command(settings, name)}") from None
+        if writable:
+            write_info(folder, info)  # any writer repairs it
+        else:
+            print(f"pakus: warning: {exc}; using the copy kept in its catalog (repair: pakus doctor --repair)", file=sys.stderr)
     if info is None:
         if create is None:
             require(settings, name)  # raises the right "missing" error
         info = create
         write_info(folder, info)
     elif info.format_version != FORMAT_VERSION:
-        from .errors import IndexCorruptError
-
         raise IndexCorruptError(f"collection {name!r} has format {info.format_version}, this pakus reads {FORMAT_VERSION}; "
-                                f"rebuild it: pakus add PATH -c {name} --force")
-    catalog = Catalog(folder, writable=writable)
+                                f"rebuild it: {repair_command(settings, name, info)}")
+    try:
+        catalog = Catalog(folder, writable=writable)
+    except IndexCorruptError as exc:
+        raise IndexCorruptError(f"{exc}; the collection is damaged: rebuild it with: {repair_command(settings, name, info)}") from None
     try:
         store = open_store(folder, info, catalog, writable=writable)
     except BaseException:
         catalog.close()
         raise
     return Opened(name, folder, info, catalog, store)
+
+
+def _kept_info(folder: Path) -> CollectionInfo | None:
+    from .catalog import kept_manifest
+
+    data = kept_manifest(folder)
+    if data is None:
+        return None
+    return CollectionInfo(**{k: v for k, v in data.items() if k in CollectionInfo.__dataclass_fields__})
 
 
 def list_sources(settings: Settings, name: str | None = None) -> list[dict[str, Any]]:

@@ -286,3 +286,16 @@ def print_collections(records: list[dict[str, Any]]) -> None:
             continue
         folder = f"  mirrors {record['folder']}" if record.get("folder") else ""
         click.echo(f"{record['name']:<20} {record['documents']:>6} documents {record['chunks']:>8} chunks  {record['store']}{folder}")
+
+
+# --- `pakus doctor` -----------------------------------------------------------------------------
+
+
+def print_findings(findings) -> None:
+    for finding in findings:
+        mark = click.style("ok     ", fg="green") if finding.ok else click.style("PROBLEM", fg="red", bold=True)
+        click.echo(f"{mark} {finding.check}: {finding.detail}")
+        if not finding.ok and finding.fix:
+            click.echo(f"        fix: {finding.fix}")
+    problems = sum(not f.ok for f in findings)
+    click.echo("all is well" if not problems else f"{problems} problem{'s' if problems > 1 else ''} found")

@@ -29,6 +29,10 @@ class IndexCorruptError(PakusError):
     """The index on disk is partial, damaged or of an unknown format."""
 
 
+class IndexWriteError(PakusError):
+    """The index could not be written: a full disk, a size limit, a read-only folder."""
+
+
 class IndexStaleError(PakusError):
     """The index was built from other documents or other settings than the current ones."""
 

@@ -27,7 +27,7 @@ from .catalog import FileRecord, now
 from .chunking import ChunkSettings, chunk_document
 from .collections import DEFAULT, CollectionInfo, Opened, directory, open_collection, write_info
 from .converters.base import convert, converters, supported_suffixes
-from .errors import DocumentError, InvalidInputError, PakusError
+from .errors import DocumentError, IndexCorruptError, IndexWriteError, InvalidInputError, PakusError
 from .settings import Settings
 
 CLEANING_VERSION = 2  # bump when converters or chunking change what chunks contain
@@ -223,25 +223,27 @@ class Ingest:
         items = list(found)
         bar = _bar(len(items), "files", self.progress and len(items) > 1)
         suffixes = converters()
-        for item in items:
-            bar.update(1)
-            if isinstance(item, FileReport):
-                self.report(item)
-                continue
-            key, source = self.key_and_source(item.path)
-            seen.add(key)
-            if item.path.suffix.lower() not in suffixes:
-                reason = f"unsupported format {item.path.suffix or '(no extension)'} (pakus reads {', '.join(supported_suffixes())})"
-                self.report(FileReport(source, "skipped", reason, failed=item.explicit))
-                continue
-            try:
-                self._add_one(item.path, key, source)
-            except DocumentError as exc:
-                self.report(FileReport(source, "skipped", str(exc), failed=True))
-            if sum(len(p.chunks) for p in self._pending) >= _BATCH_CHUNKS:
-                self._commit()
-        self._commit()
-        bar.close()
+        try:  # the bar is cleared even when an error ends the run, so the error gets a line of its own
+            for item in items:
+                bar.update(1)
+                if isinstance(item, FileReport):
+                    self.report(item)
+                    continue
+                key, source = self.key_and_source(item.path)
+                seen.add(key)
+                if item.path.suffix.lower() not in suffixes:
+                    reason = f"unsupported format {item.path.suffix or '(no extension)'} (pakus reads {', '.join(supported_suffixes())})"
+                    self.report(FileReport(source, "skipped", reason, failed=item.explicit))
+                    continue
+                try:
+                    self._add_one(item.path, key, source)
+                except DocumentError as exc:
+                    self.report(FileReport(source, "skipped", str(exc), failed=True))
+                if sum(len(p.chunks) for p in self._pending) >= _BATCH_CHUNKS:
+                    self._commit()
+            self._commit()
+        finally:
+            bar.close()
         return seen
 
     def _add_one(self, path: Path, key: str, source: str) -> None:
@@ -346,9 +348,9 @@ def _run(settings: Settings, name: str, work: Callable[[Ingest], None], *, embed
 
     embedder = embedder or MiniLMEmbedder()
     folder = directory(settings, name)
-    with write_lock(folder, name):
+    with write_lock(folder, name), _disk_errors(name, folder):
         info = new_info(settings, name, embedder, store or "embedded", store_options) if create else None
-        opened = open_collection(settings, name, writable=True, create=info)
+        opened = _open_for_writing(settings, name, info, force)
         try:
             if store and opened.info.store != store:
                 raise InvalidInputError(f"collection {name!r} uses the {opened.info.store} store; "
@@ -363,10 +365,64 @@ def _run(settings: Settings, name: str, work: Callable[[Ingest], None], *, embed
                 opened.info.embedder, opened.info.chunking = fresh.embedder, fresh.chunking
                 opened.info.cleaning_version = fresh.cleaning_version
                 write_info(opened.folder, opened.info)
+            opened.catalog.keep_manifest(asdict(opened.info))  # a damaged collection.json is restored from it
             opened.store.finish()
             return ingest.reports
         finally:
             opened.close()
+
+
+def _open_for_writing(settings: Settings, name: str, info: CollectionInfo | None, force: bool) -> Opened:
+    """The collection, open for writing. With --force, a catalog that cannot be read (or fails
+    SQLite's quick check) is set aside and the collection is made again from nothing: without it,
+    a damaged catalog could not be repaired by any command."""
+    from .collections import set_aside_damaged
+
+    try:
+        opened = open_collection(settings, name, writable=True, create=info)
+    except IndexCorruptError:
+        if not (force and info is not None):
+            raise
+        opened = None
+    else:
+        if not force or _quick_check(opened):
+            return opened
+        opened.close()
+    moved = set_aside_damaged(directory(settings, name))
+    print(f"pakus: the damaged index of collection {name!r} was set aside ({', '.join(p.name for p in moved)}); "
+          "making it again from the files", file=sys.stderr)
+    return open_collection(settings, name, writable=True, create=info)
+
+
+def _quick_check(opened: Opened) -> bool:
+    import sqlite3
+
+    try:
+        return opened.catalog.db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+    except sqlite3.DatabaseError:
+        return False
+
+
+@contextmanager
+def _disk_errors(name: str, folder: Path) -> Iterator[None]:
+    """A full disk, a file-size limit or a read-only folder while writing: one line naming the
+    cause, instead of SQLite's "disk I/O error". Every batch is one transaction, so the collection
+    keeps what was committed before, and the next run carries on from there."""
+    import errno
+    import sqlite3
+
+    try:
+        yield
+    except (sqlite3.OperationalError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise
+        if isinstance(exc, sqlite3.OperationalError) and not any(
+                words in str(exc) for words in ("disk", "full", "readonly", "read-only", "unable to open")):
+            raise
+        cause = getattr(exc, "strerror", None) or str(exc)
+        raise IndexWriteError(f"cannot write collection {name!r} in {folder} ({cause}): free some disk space or fix its "
+                              "permissions, then run the command again; what was committed before is kept and the "
+                              "next run carries on from there") from None
 
 
 def add(paths: Iterable[Path | str], settings: Settings, *, embedder=None, force: bool = False, progress: bool = False,

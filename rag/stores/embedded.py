@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sqlite3
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,9 +92,15 @@ class EmbeddedStore:
         self.db.execute("UPDATE chunks SET record = json_set(record, '$.source', ?) WHERE doc = ?", (source, doc))
 
     def finish(self) -> None:
-        """Write the search structures of the current generation, then drop older ones."""
+        """Write the search structures of the current generation (unless they are there already),
+        then drop older generations and what interrupted writers left (`.tmp-search-*`): every
+        writer cleans up, even one that had nothing to write."""
         search = self._load_or_build(write=True)
         self._search = search
+        current = self.folder / f"{SEARCH_PREFIX}{self._generation()}"
+        for old in self.folder.iterdir():
+            if old.name.startswith((SEARCH_PREFIX, ".tmp-search-")) and old != current and old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
 
     # --- reads -------------------------------------------------------------------------------------
 
@@ -149,9 +156,12 @@ class EmbeddedStore:
         if folder.is_dir():
             try:
                 return self._read(folder)
-            except Exception:  # damaged: the table is the truth, rebuild from it
+            except Exception as exc:  # damaged: the table is the truth, rebuild from it
                 if write:
                     shutil.rmtree(folder, ignore_errors=True)
+                else:
+                    print(f"pakus: warning: the search files {folder} are damaged ({type(exc).__name__}: {exc}); "
+                          "searching the catalog directly, which is slower (repair: pakus doctor --repair)", file=sys.stderr)
         search = self._build()
         if write:
             self._write(search, folder)
@@ -195,7 +205,7 @@ class EmbeddedStore:
         return _Search(chunk_ids, dense, lexical, vocabulary)
 
     def _write(self, search: _Search, folder: Path) -> None:
-        """Into a temporary folder, then one rename; older generations are removed after."""
+        """Into a temporary folder, then one rename; `finish` removes older generations after."""
         import faiss
 
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-search-", dir=self.folder))
@@ -210,12 +220,15 @@ class EmbeddedStore:
                         os.fsync(handle.fileno())
             tmp.chmod(0o755)
             os.rename(tmp, folder)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, (OSError, RuntimeError)):  # faiss reports a failed write as RuntimeError
+                from ..errors import IndexWriteError
+
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise IndexWriteError(f"cannot write the search files in {self.folder} ({first}): free some disk space, "
+                                      "then run the command again; queries meanwhile search the catalog directly") from None
             raise
-        for old in self.folder.iterdir():
-            if old.name.startswith((SEARCH_PREFIX, ".tmp-search-")) and old != folder and old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
 
 
 def open_store(folder: Path, info, catalog, *, writable: bool) -> EmbeddedStore:

@@ -17,6 +17,7 @@ Environment variables place the fault:
     transaction    inside a batch's transaction, after the first document was written to it
     search-write   in the middle of writing the search files (dense written, bm25 not yet)
     search-rename  the search files complete in their temporary folder, before the rename
+    search-renamed just after the rename, before the older generation is removed
     query          after retrieval, before the passages are read (a query in the middle)
 - PAKUS_FAKE_EMBEDDED=FILE  append the number of texts of each embed call to FILE, to count work.
 - PAKUS_FAKE_CACHE_PAGES=N  a writer's SQLite page cache holds N pages: a batch larger than that
@@ -56,7 +57,19 @@ def pause(point: str) -> None:
     raise SystemExit("fake_pakus: nobody killed me")
 
 
+def _without_pytest() -> None:
+    """conftest.py decorates its fixtures with pytest, whose import costs this process a third of
+    a second, many times over in the fault suite: a stand-in decorator is all it needs here."""
+    import types
+
+    def fixture(*args, **kwargs):
+        return args[0] if args and callable(args[0]) else (lambda function: function)
+
+    sys.modules.setdefault("pytest", types.SimpleNamespace(fixture=fixture))
+
+
 def install() -> None:
+    _without_pytest()
     import rag.bot
     import rag.embedding
     import rag.ingest
@@ -106,15 +119,16 @@ def install() -> None:
 
     Catalog.__init__ = init
 
-    import faiss
+    if os.environ.get("PAKUS_FAKE_PAUSE", "").startswith("search-write"):  # faiss takes a while to import
+        import faiss
 
-    real_write_index = faiss.write_index
+        real_write_index = faiss.write_index
 
-    def write_index(*args, **kwargs):
-        real_write_index(*args, **kwargs)
-        pause("search-write")
+        def write_index(*args, **kwargs):
+            real_write_index(*args, **kwargs)
+            pause("search-write")
 
-    faiss.write_index = write_index
+        faiss.write_index = write_index
 
     import rag.stores.embedded as embedded
 
@@ -128,7 +142,9 @@ def install() -> None:
         def rename(src, dst, *args, **kwargs):
             if Path(src).name.startswith(".tmp-search-"):
                 pause("search-rename")
-            return real_rename(src, dst, *args, **kwargs)
+            real_rename(src, dst, *args, **kwargs)
+            if Path(src).name.startswith(".tmp-search-"):
+                pause("search-renamed")
 
     embedded.os = _Os()
 

@@ -111,6 +111,36 @@ def project(tmp_path) -> Project:
     return project
 
 
+@pytest.fixture
+def cli(project, monkeypatch):
+    """`pakus` in this process (click's CliRunner) on the tiny project, with the fakes: for what
+    does not need a process of its own, which is most checks (a subprocess costs a second)."""
+    from click.testing import CliRunner
+
+    import rag.bot
+    import rag.embedding
+    from conftest import FakeGenerator
+    from rag.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("PAKUS_"):
+            monkeypatch.delenv(name)
+    for name, value in project.env().items():
+        if name.startswith("PAKUS_"):
+            monkeypatch.setenv(name, value)
+    generator = FakeGenerator()
+    monkeypatch.setattr(rag.bot, "MiniLMEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.embedding, "MiniLMEmbedder", FakeEmbedder)
+    monkeypatch.setattr(rag.bot, "load_generator", lambda settings: generator)
+
+    def run(*args, input: bytes | str | None = None):
+        args = args[0] if len(args) == 1 and isinstance(args[0], list) else args  # run("a", "b") or run(["a", "b"])
+        return CliRunner().invoke(main, [str(a) for a in args], input=input)
+
+    run.generator = generator
+    return run
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` with its bytes: to show a failed writer changed nothing."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -15,14 +15,9 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
-
 import rag.bot
-import rag.embedding
-from conftest import FakeEmbedder, FakeGenerator, passage_number
-from faultkit import FAKE_PAKUS, project  # noqa: F401 - a fixture
-from rag.cli import main
-
+from conftest import passage_number
+from faultkit import FAKE_PAKUS, cli, project  # noqa: F401 - fixtures
 CSF_REPLY = "The Coalition Support Fund (CSF) reimbursed Pakistan's army for operating costs [{csf}]."
 NOT_UTF8 = b"What is \xff CSF?"
 
@@ -38,26 +33,6 @@ def assert_quiet_failure(result: subprocess.CompletedProcess, exit_code: int, sa
     assert result.stdout == b""
     assert len(err.splitlines()) == 1 and err.startswith("pakus: error: ") and says in err, err
     assert "unexpected" not in err and "Traceback" not in err
-
-
-@pytest.fixture
-def cli(project, monkeypatch):  # noqa: F811 - the fixture imported above
-    """The CLI in this process, on the tiny project, with the fakes; returns (run, generator)."""
-    for name in list(os.environ):
-        if name.startswith("PAKUS_"):
-            monkeypatch.delenv(name)
-    for name, value in project.env().items():
-        if name.startswith("PAKUS_"):
-            monkeypatch.setenv(name, value)
-    generator = FakeGenerator()
-    monkeypatch.setattr(rag.bot, "MiniLMEmbedder", FakeEmbedder)
-    monkeypatch.setattr(rag.embedding, "MiniLMEmbedder", FakeEmbedder)
-    monkeypatch.setattr(rag.bot, "load_generator", lambda settings: generator)
-
-    def run(args, input=None):
-        return CliRunner().invoke(main, args, input=input)
-
-    return run, generator
 
 
 # --- bytes that are not UTF-8 ------------------------------------------------------------------
@@ -90,14 +65,14 @@ def test_chat_answers_a_line_that_is_not_utf8_with_one_line_and_keeps_its_histor
 
 
 def test_standard_input_that_is_not_utf8_is_one_line(cli):
-    run, generator = cli
+    run, generator = cli, cli.generator
     result = run(["ask", "-", "--json"], input=NOT_UTF8)
     assert result.exit_code == 2 and "UTF-8" in result.stderr and generator.calls == []
 
 
 def test_an_eval_question_file_that_is_not_utf8_is_one_line_naming_the_line(cli, tmp_path):
     """Was "unexpected error: UnicodeDecodeError"."""
-    run, _ = cli
+    run = cli
     questions = tmp_path / "questions.jsonl"
     questions.write_bytes(b'{"id": "a", "question": "What is CSF?", "answerable": false}\n'
                           b'{"id": "b", "question": "' + NOT_UTF8 + b'", "answerable": false}\n')
@@ -116,7 +91,7 @@ def test_an_eval_question_file_that_is_not_utf8_is_one_line_naming_the_line(cli,
 ])
 def test_terminal_escapes_in_a_question_do_not_make_the_check_decline_a_correct_answer(cli, question):
     """"1m" and "0m" became words of the question, which no passage holds: declined ("unsupported")."""
-    run, generator = cli
+    run, generator = cli, cli.generator
     generator.replies.append(csf_reply)
     result = run(["ask", question, "--json"])
     assert result.exit_code == 0, result.stderr
@@ -126,7 +101,7 @@ def test_terminal_escapes_in_a_question_do_not_make_the_check_decline_a_correct_
 
 
 def test_a_question_of_escapes_only_is_empty(cli):
-    run, _ = cli
+    run = cli
     result = run(["search", "\x1b[1m\x1b[0m\x07"])
     assert result.exit_code == 2 and result.stderr.startswith("pakus: error: the question is empty")
 
@@ -151,7 +126,7 @@ def test_a_long_question_whose_stream_cites_a_passage_the_sources_do_not_list(cl
     """A 2,000-character question streamed "... [2]." while the sources listed only [1]: the
     check had moved the citation to passage 1, and the CLI, comparing words only, showed nothing
     more. Now the checked answer is shown whenever a streamed marker has no source."""
-    run, generator = cli
+    run, generator = cli, cli.generator
     question = ("When did the Gwadar port open and who funded it? " * 40)[:1999]
     generator.replies.append("The Gwadar port opened in 2007 with Chinese funding [2].")
     result = run(["ask", question])
@@ -174,7 +149,7 @@ REPLIES = [
 @pytest.mark.parametrize("reply", REPLIES)
 def test_every_marker_of_a_final_answer_has_its_citation(cli, reply):
     """The Answer's text and its citations agree, whatever markers the model wrote."""
-    run, generator = cli
+    run, generator = cli, cli.generator
     generator.replies.extend([lambda m, r=reply: r.replace("{csf}", str(passage_number(m, "Coalition Support Fund (CSF)")))] * 2)
     result = run(["ask", "What is the Coalition Support Fund?", "--json"])
     assert result.exit_code == 0, result.stderr
@@ -192,9 +167,14 @@ def test_every_marker_of_a_final_answer_has_its_citation(cli, reply):
 # --- a reader that leaves early ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["search", "Coalition Support Fund", "-k", "50"], ["index", "status"], ["sources"],
-                                  ["collections"], ["search", "CSF", "--json", "-k", "50"]])
-@pytest.mark.parametrize("reader", ["head -1", "true"])
+@pytest.mark.parametrize("args, reader", [
+    (["search", "Coalition Support Fund", "-k", "50"], "head -1"),
+    (["search", "Coalition Support Fund", "-k", "50"], "true"),
+    (["search", "CSF", "--json", "-k", "50"], "true"),
+    (["index", "status"], "true"),
+    (["sources"], "true"),
+    (["collections"], "true"),
+])
 def test_a_closed_pipe_ends_quietly(project, args, reader):  # noqa: F811
     """`pakus search CSF -k 50 | head -1` ended in "unexpected error: BrokenPipeError", exit 1.
     `true` reads nothing and leaves at once: the broken pipe is certain, not a race."""
@@ -213,7 +193,7 @@ def test_a_closed_pipe_ends_quietly(project, args, reader):  # noqa: F811
 
 
 def test_index_status_reports_an_intact_index_when_the_seeds_folder_is_missing(cli, project):  # noqa: F811
-    run, _ = cli
+    run = cli
     for path in project.seeds.iterdir():
         path.unlink()
     project.seeds.rmdir()
@@ -232,7 +212,7 @@ def test_index_status_reports_an_intact_index_when_the_seeds_folder_is_missing(c
 
 def test_the_error_for_a_missing_index_suggests_a_command_that_works(cli, project, monkeypatch):  # noqa: F811
     """It said "run: pakus index build", which fails the same way when there is no seeds folder."""
-    run, _ = cli
+    run = cli
     monkeypatch.setenv("PAKUS_INDEX_DIR", str(project.root / "nowhere"))
     monkeypatch.setenv("PAKUS_SEEDS_DIR", str(project.root / "no-seeds"))
     result = run(["search", "What is CSF?"])
@@ -266,7 +246,7 @@ def test_the_error_for_a_missing_index_suggests_a_command_that_works(cli, projec
     (["add", "/nonexistent-folder", "-c", "new"], {}, 1, ""),
 ])
 def test_bad_options_and_settings_end_in_one_message_and_no_traceback(cli, monkeypatch, args, env, code, says):
-    run, generator = cli
+    run, generator = cli, cli.generator
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     result = run(args)
@@ -281,7 +261,7 @@ def test_bad_options_and_settings_end_in_one_message_and_no_traceback(cli, monke
 def test_a_model_path_that_is_not_a_model_is_one_line(cli, monkeypatch, project, model):  # noqa: F811
     from rag.generators import load_generator
 
-    run, _ = cli
+    run = cli
     monkeypatch.setattr(rag.bot, "load_generator", load_generator)  # the real one: it checks the path first
     (project.root / "README").write_text("not a model")
     result = run(["ask", "What is the Coalition Support Fund?", "--model", str(project.root / model.lstrip("/"))])
