@@ -23,7 +23,7 @@ from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
-from .relevance import answers_part, other_language, unanswered_parts
+from .relevance import answers_part, kind_asked, other_language, unanswered_parts
 from .retrieval import Retriever, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
@@ -44,6 +44,7 @@ _NEEDS_CONTEXT = re.compile(
 )
 # What every answer prompt starts with: the instructions and the opening of the user's turn.
 _PROMPT_PREFIX = answer_messages("", [])
+_KIND_ASKED = {"time": "year or date", "number": "number", "person": "name of the person"}
 _ANSWER_TOKENS = 120  # one or two sentences with markers; a cap keeps a rambling model fast
 
 
@@ -236,7 +237,17 @@ class Bot:
         """Ask again for each part of a compound question that the answer left out ("When ...,
         and with whom?" answered with the year only), and say plainly which parts the passages
         do not answer. Streams what it adds; returns the completed CheckedAnswer."""
-        for part in unanswered_parts(question, strip_markers(checked.text)):
+        missing = unanswered_parts(question, strip_markers(checked.text))
+        if missing == [question]:
+            # A simple question answered with something else than it asks for ("When ...?" with
+            # who did it): asked once more, and declined if the answer is still not of that kind.
+            yield " "
+            text = yield from self._generate(answer_messages(f"{question} Answer with the {_KIND_ASKED.get(kind_asked(question), 'fact')} only.", hits), state)
+            retry = check_answer(text, hits, question, self.documents, known)
+            if not retry.declined and answers_part(question, strip_markers(retry.text), question):
+                return retry
+            return CheckedAnswer("", checked.sentences, [], checked.unsupported + [strip_markers(checked.text)], declined=True)
+        for part in missing:
             yield " "
             focused = f"{question} Answer only this part: {part}"
             text = yield from self._generate(answer_messages(focused, hits), state)

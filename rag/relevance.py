@@ -95,26 +95,52 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question.strip()]
 
 
+def kind_asked(part: str) -> str | None:
+    """What a question (part) asks for, where that can be told from its first words: "time",
+    "number" or "person"; None for the rest (what, which, why, how, yes/no)."""
+    if _WHEN.match(part):
+        return "time"
+    if _HOW_MANY.match(part):
+        return "number"
+    if _WHO.match(part):
+        return "person"
+    return None
+
+
 def answers_part(part: str, answer: str, question: str) -> bool:
     """Whether `answer` holds the kind of thing `part` asks for (a time, a number, a person),
     beyond what the question already says; parts of other kinds are taken as answered."""
     asked = set(words(question))
     new_words = [w for w in words(answer) if w not in asked]
-    if _WHEN.match(part):
+    kind = kind_asked(part)
+    if kind == "time":
         return any(re.fullmatch(r"\d{3,4}s?", w) or _MONTH.fullmatch(w) or w in ("century", "bc", "ad") for w in new_words)
-    if _HOW_MANY.match(part):
+    if kind == "number":
         # A year is not a count: "It happened in 1770" does not say how many.
         return any((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS for w in new_words)
-    if _WHO.match(part):
-        known_names = names_in(question)
-        return any(n not in known_names for n in names_in(answer))
+    if kind == "person":
+        # A person the question does not name; a name spelling out one of its abbreviations
+        # ("National Basketball Association" for "NBA") is not one.
+        ignored = names_in(question) | _spelled_out(answer, asked)
+        return any(n not in ignored for n in names_in(answer))
     return True
 
 
+_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+)?[A-Z][a-z]+)+")
+
+
+def _spelled_out(answer: str, asked: set[str]) -> set[str]:
+    """Words of the capitalised runs of `answer` whose initials spell a word of the question."""
+    found: set[str] = set()
+    for run in _CAPITALISED_RUN.finditer(answer):
+        capitals = [w for w in run.group().split() if w[0].isupper()]
+        if "".join(w[0] for w in capitals).lower() in asked:
+            found.update(w.lower() for w in capitals)
+    return found
+
+
 def unanswered_parts(question: str, answer: str) -> list[str]:
-    """The parts of a compound question that `answer` leaves without the time, number or person
-    it asks for (small models often answer the first part only)."""
-    parts = question_parts(question)
-    if len(parts) < 2:
-        return []
-    return [part for part in parts if not answers_part(part, answer, question)]
+    """The parts of a question that `answer` leaves without the time, number or person it asks
+    for (small models often answer the first part of a compound question only, or answer "When
+    ...?" with who did it); a simple question is its own single part."""
+    return [part for part in question_parts(question) if not answers_part(part, answer, question)]

@@ -312,3 +312,12 @@ def test_a_part_the_passages_do_not_answer_is_said_to_be_missing(make_bot):
     answer = bot.ask(question)
     assert answer.answered and "1990" in answer.answer
     assert answer.answer.endswith("The passages do not say who was its director.")
+
+
+def test_an_answer_of_another_kind_than_asked_is_asked_again_then_declined(make_bot):
+    # "When ...?" answered with what happened, twice: no time is given, so nothing is answered.
+    no_time = lambda m: f"IMET trained Pakistani officers in America [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
+    bot, generator = make_bot(no_time, no_time)
+    answer = bot.ask("When did IMET train Pakistani officers in America?")
+    assert not answer.answered and answer.decline_reason == "unsupported"
+    assert "Answer with the year or date only." in generator.calls[1]["messages"][1]["content"]
