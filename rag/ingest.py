@@ -428,7 +428,7 @@ def _disk_errors(name: str, folder: Path) -> Iterator[None]:
 def add(paths: Iterable[Path | str], settings: Settings, *, embedder=None, force: bool = False, progress: bool = False,
         on_report=None, store: str | None = None, store_options: dict | None = None) -> list[FileReport]:
     """Index the files and folders `paths` into the settings' collection (created if needed)."""
-    paths = [Path(p) for p in paths]
+    paths = [Path(p).expanduser() for p in paths]
     if not paths:
         raise InvalidInputError("name at least one file or folder to add")
     return _run(settings, settings.collection, lambda ingest: ingest.add(walk(paths)), embedder=embedder, force=force,
@@ -439,7 +439,7 @@ def sync(folder: Path | str, settings: Settings, *, embedder=None, force: bool =
          on_report=None, store: str | None = None, store_options: dict | None = None,
          skip: Callable[[Path], bool] | None = None) -> list[FileReport]:
     """Make the collection mirror `folder`: new and changed files indexed, files gone removed."""
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise InvalidInputError(f"{folder} is not a folder; pakus sync mirrors a folder (use pakus add for single files)")
 
