@@ -52,16 +52,16 @@ def test_a_question_argument_that_is_not_utf8_is_one_line_and_exit_2(project, co
 
 def test_chat_answers_a_line_that_is_not_utf8_with_one_line_and_keeps_its_history(project):  # noqa: F811
     """`printf 'What is \\xff CSF?\\n' | pakus chat` ended the session (and lost its history)."""
-    lines = b"What is the Coalition Support Fund?\n" + NOT_UTF8 + b"\nHow much did it account for?\n"
+    lines = b"What is the Coalition Support Fund?\n" + NOT_UTF8 + b"\nWhat did it reimburse?\n"
     result = project.pakus("chat", input=lines, PAKUS_FAKE_REPLY=CSF_REPLY,
-                           PAKUS_FAKE_REWRITE="How much did the Coalition Support Fund account for?")
+                           PAKUS_FAKE_REWRITE="What did the Coalition Support Fund reimburse?")
     out, err = result.stdout.decode(), result.stderr.decode()
     assert result.returncode == 0, err
     assert [line for line in err.splitlines() if line.startswith("pakus: error")] == [
         "pakus: error: the question is not valid UTF-8 text (it holds the byte \\xff); retype it, or convert it to UTF-8"]
-    assert out.count("reimbursed Pakistan's army") == 2  # the first question and the follow-up
+    assert out.count("pakus> ") == 2  # the first question and the follow-up; the bad line got its error only
     # The follow-up was understood through the history the bad line did not destroy.
-    assert "(searching for: How much did the Coalition Support Fund account for?)" in out
+    assert "(searching for: What did the Coalition Support Fund reimburse?)" in out
 
 
 def test_standard_input_that_is_not_utf8_is_one_line(cli):
