@@ -163,6 +163,10 @@ class Catalog:
                 # Read-only: a query never writes, so it works on a read-only checkout too.
                 self.db = _open_read_only(path)
         except sqlite3.DatabaseError as exc:
+            if "locked" in str(exc):  # a writer held it for longer than the 5 s a connection waits
+                from .errors import PakusError
+
+                raise PakusError(f"{path} is locked by a pakus process that is writing it; try again in a moment") from None
             raise IndexCorruptError(f"{path} cannot be read ({exc})") from None
 
     @contextmanager

@@ -310,3 +310,23 @@ def test_a_damaged_file_in_a_collection_is_reported_with_the_command_that_repair
         assert any(f["repaired"] for f in json.loads(repair.stdout)["findings"])
     assert "warning" not in assert_queryable(cli, collection)
     assert cli("doctor", "--quick").exit_code == 0
+
+
+def test_a_catalog_locked_by_a_writer_for_long_is_busy_not_damaged(project, cli, monkeypatch):  # noqa: F811
+    """A writer holding the database past a reader's wait was reported as a damaged collection,
+    with a rebuild as the fix."""
+    import functools
+
+    real_connect = sqlite3.connect
+    writer = real_connect(project.index / "catalog.sqlite", isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # what a writer holds while it commits a large batch
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(sqlite3, "connect", functools.partial(real_connect, timeout=0.2))  # not the usual 5 s
+            result = cli("search", "Gwadar port")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert result.exit_code == 1 and result.stderr.splitlines() == [
+        f"pakus: error: {project.index / 'catalog.sqlite'} is locked by a pakus process that is writing it; try again in a moment"]
+    assert_queryable(cli, "seeds")
