@@ -16,6 +16,15 @@ about 270. After one warm-up answer, each run:
 
 Medians over the runs are reported, with the best run next to them: on a shared machine the
 best run is the closer estimate of what an idle machine does. Compare backends within one run.
+
+    python benchmarks/generators.py --threads      # pakus's llama.cpp backend against raw llama.cpp
+
+--threads measures prefill and decode tokens/s for each thread count from 1 to the number of
+cores, inside pakus's llama.cpp backend (LlamaCppGenerator.stream, its settings) and in raw
+llama-cpp-python (`Llama(n_threads=t, n_threads_batch=t)` with the library's defaults, driven by
+`Llama.generate`), on the same prompt tokens, cold each time; raw and pakus runs alternate in
+one process so that load from other processes hits both alike. It prints the best of the runs and
+pakus/raw ratios against raw's best thread count, which is what `thread_counts` is chosen by.
 """
 
 from __future__ import annotations
@@ -154,6 +163,111 @@ def child(backend: str, runs: int, max_tokens: int) -> dict:
     }
 
 
+def thread_counts_to_try(cores: int) -> list[int]:
+    return sorted({1, max(1, cores // 2), cores})
+
+
+def thread_child(runs: int, max_tokens: int) -> dict:
+    """Raw llama-cpp-python and pakus's backend, each with 1..cores threads, and pakus's own choice;
+    every runner once per round, rounds repeated, so load from other processes hits all alike."""
+    import llama_cpp
+
+    from rag.generators.llama_cpp import LlamaCppGenerator
+    from rag.generators.model_files import resolve_model
+    from rag.settings import Settings
+
+    settings = Settings.from_env()
+    path = resolve_model(settings)
+    cores = settings.threads
+    runners: dict[str, object] = {}
+    for t in thread_counts_to_try(cores):
+        runners[f"raw {t}/{t}"] = llama_cpp.Llama(model_path=str(path), n_ctx=settings.context_tokens, n_threads=t,
+                                                  n_threads_batch=t, verbose=False)
+        runners[f"pakus {t}/{t}"] = LlamaCppGenerator(path, threads=t, context_tokens=settings.context_tokens,
+                                                      fixed_threads=(t, t))
+    runners["pakus default"] = LlamaCppGenerator(path, threads=cores, context_tokens=settings.context_tokens)
+    rows: dict[str, list] = {name: [] for name in runners}
+    chosen: list = []
+    for run in range(runs + 1):  # the first round warms caches and is not counted
+        for name, runner in runners.items():
+            msgs = messages(settings.seeds, system_prefix=f"Run {run} {name}. ")  # a new prefix: nothing reused
+            if name.startswith("raw"):
+                row = raw_run(runner, runners["pakus default"].chat_tokens(msgs), max_tokens)
+            else:
+                row = pakus_run(runner, msgs, max_tokens)
+                if name == "pakus default" and run:
+                    chosen.append(runner.threads_now)
+            if run:
+                rows[name].append(row)
+    keys = ("prefill_tps", "decode_tps")
+    return {"cores": cores, "prompt_tokens": rows["pakus default"][0]["prompt_tokens"],
+            "new_tokens": rows["pakus default"][0]["new_tokens"], "default_threads_chosen": chosen,
+            "best": {name: {k: max(r[k] for r in got) for k in keys} for name, got in rows.items()},
+            "median": {name: {k: statistics.median(r[k] for r in got) for k in keys} for name, got in rows.items()}}
+
+
+def raw_run(llm, tokens: list[int], max_tokens: int) -> dict:
+    """Raw llama-cpp-python, the way its own examples drive it: generate() greedily to the end of turn."""
+    import llama_cpp
+
+    llm.reset()
+    started = time.perf_counter()
+    produced, first = 0, None
+    for token in llm.generate(tokens, temp=0.0, repeat_penalty=1.0):
+        if first is None:
+            first = time.perf_counter()
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            break
+        produced += 1
+        if produced >= max_tokens:
+            break
+    last = time.perf_counter()
+    return {"prefill_tps": len(tokens) / (first - started), "decode_tps": (produced - 1) / (last - first),
+            "prompt_tokens": len(tokens), "new_tokens": produced}
+
+
+def pakus_run(generator, msgs, max_tokens: int) -> dict:
+    started = time.perf_counter()
+    stamps, text = [], ""
+    for piece in generator.stream(msgs, max_tokens=max_tokens):
+        stamps.append(time.perf_counter())
+        text += piece
+    new_tokens = generator.count_tokens(text)
+    prompt_tokens = len(generator.chat_tokens(msgs))
+    return {"prefill_tps": prompt_tokens / (stamps[0] - started), "decode_tps": (new_tokens - 1) / (stamps[-1] - stamps[0]),
+            "prompt_tokens": prompt_tokens, "new_tokens": new_tokens}
+
+
+def thread_table(result: dict) -> str:
+    """Best (and median) rates per runner, then pakus's own choice against raw llama.cpp's best."""
+    lines = [f"{'runner (prompt/decode threads)':>30}  {'prefill tok/s':>13}  {'decode tok/s':>12}  "
+             f"{'median prefill':>14}  {'median decode':>13}"]
+    for name, b in result["best"].items():
+        m = result["median"][name]
+        lines.append(f"{name:>30}  {b['prefill_tps']:>13.1f}  {b['decode_tps']:>12.1f}  {m['prefill_tps']:>14.1f}  {m['decode_tps']:>13.1f}")
+    raws = {n: v for n, v in result["best"].items() if n.startswith("raw")}
+    mine = result["best"]["pakus default"]
+    lines.append("")
+    for key, label in (("prefill_tps", "prefill"), ("decode_tps", "decode")):
+        best_name = max(raws, key=lambda n: raws[n][key])
+        lines.append(f"pakus default / raw best ({best_name}) {label}: {mine[key]:.1f} / {raws[best_name][key]:.1f} = "
+                     f"{mine[key] / raws[best_name][key]:.2f}")
+    for t in sorted({int(n.split()[1].split('/')[0]) for n in raws}):
+        r, p = result["best"][f"raw {t}/{t}"], result["best"][f"pakus {t}/{t}"]
+        lines.append(f"pakus / raw at {t}/{t} threads: prefill {p['prefill_tps'] / r['prefill_tps']:.2f}, "
+                     f"decode {p['decode_tps'] / r['decode_tps']:.2f}")
+    lines.append(f"threads pakus chose per run: {result['default_threads_chosen']}")
+    return "\n".join(lines)
+
+
+def run_threads(runs: int, max_tokens: int) -> dict:
+    command = [sys.executable, __file__, "--thread-child", "--runs", str(runs), "--max-tokens", str(max_tokens)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"the measurement failed: exit code {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_backend(backend: str, runs: int, max_tokens: int) -> dict:
     command = [sys.executable, __file__, "--child", backend, "--runs", str(runs), "--max-tokens", str(max_tokens)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)  # stderr (progress) passes through
@@ -197,11 +311,25 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per backend after a warm-up (default 3)")
     parser.add_argument("--max-tokens", type=int, default=64, help="answer length cap (default 64)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--threads", action="store_true", help="pakus's llama.cpp backend against raw llama.cpp, per thread count")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--thread-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         print(json.dumps(child(args.child, args.runs, args.max_tokens)))
+        return
+    if args.thread_child:
+        print(json.dumps(thread_child(args.runs, args.max_tokens)))
+        return
+    if args.threads:
+        result = run_threads(args.runs, args.max_tokens)
+        if args.json:
+            print(json.dumps({"cpus": os.cpu_count(), "runs": args.runs, "max_tokens": args.max_tokens, **result}, indent=2))
+            return
+        print(f"prompt: {result['prompt_tokens']} tokens, cold; answers up to {args.max_tokens} tokens "
+              f"({result['new_tokens']} produced); best (and median) of {args.runs} rounds; {result['cores']} cores\n")
+        print(thread_table(result))
         return
 
     results = [run_backend(b.strip(), args.runs, args.max_tokens) for b in args.backends.split(",") if b.strip()]

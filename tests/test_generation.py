@@ -60,3 +60,28 @@ def test_a_prompt_that_does_not_fit_says_what_to_change():
     check_context(3000, 120, 4096)
     with pytest.raises(GenerationError, match="PAKUS_K"):
         check_context(4000, 120, 4096)
+
+
+# --- threads for llama.cpp: all cores, fewer while other processes keep cores busy -----------------
+
+
+@pytest.mark.parametrize("busy, expected", [(0, 2), (1, 1), (6, 1), (None, 2)])
+def test_llama_threads_leave_the_cores_other_processes_use(monkeypatch, busy, expected):
+    from rag.generators import llama_cpp
+
+    monkeypatch.setattr(llama_cpp, "busy_elsewhere", lambda: busy)
+    monkeypatch.setattr(llama_cpp.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert llama_cpp.threads_free(2) == expected
+    assert llama_cpp.thread_counts(2) == (2, 2)  # idle: every core for the prompt and for decoding
+
+
+def test_busy_elsewhere_reads_the_running_count_on_linux():
+    import sys
+
+    from rag.generators.llama_cpp import busy_elsewhere
+
+    busy = busy_elsewhere()
+    if sys.platform.startswith("linux"):
+        assert isinstance(busy, int) and busy >= 0
+    else:
+        assert busy is None

@@ -26,17 +26,54 @@ from .model_files import resolve_model
 # - flash attention: the same speed at these lengths (about 160 tokens/s either way); it keeps the
 #   attention scratch small. A q8_0 KV cache is 15% slower: kept at f16.
 # - use_mmap: loading without mmap is 4% faster at prefill but adds 2 s to every start; mmap.
-# - threads: prefill (compute-bound) on all cores: 160 tokens/s with 2 threads vs 80 with 1.
-#   Decode uses half the cores (llama-cpp-python's own default): 2 decode threads reach 33
-#   tokens/s on an idle machine, 1 thread 22, but when another process holds a core the two
-#   threads wait on each other and decode falls to 1-8 tokens/s, while 1 thread keeps 11-22.
+# - threads: see `thread_counts` and `threads_free`.
 LLAMA_N_BATCH = 512
 LLAMA_N_UBATCH = 512
+RECHECK_TOKENS = 16  # while decoding, look at the other processes again every this many tokens
 
 
-def _decode_threads(threads: int) -> int:
-    """Threads for generating tokens one at a time (see the measurements above)."""
-    return max(1, threads // 2)
+def thread_counts(threads: int) -> tuple[int, int]:
+    """(prompt threads, decode threads) on an otherwise idle machine: all of `threads` for both.
+
+    `threads` is PAKUS_THREADS, default every core. Measured with benchmarks/generators.py
+    --threads, raw llama-cpp-python, 2-core AMD EPYC: idle, 2 threads decode at 17.5 tokens/s and
+    1 thread at 11 (the 1 decode thread chosen on an earlier machine left pakus at 9.7); prefill
+    doubles with the second thread. But the threads of one step wait for each other, so while
+    other processes keep a core busy, 2 threads fall far behind 1 (load average 7: decode 1.8
+    tokens/s with 2 threads, 14.6 with 1; prefill 19 against 35): see `threads_free`.
+    """
+    return threads, threads
+
+
+def busy_elsewhere() -> int | None:
+    """Threads of other processes running or waiting for a core right now; None where unknown.
+
+    Linux: the running count in /proc/loadavg, less this process's own running threads.
+    """
+    try:
+        with open("/proc/loadavg") as handle:
+            running = int(handle.read().split()[3].split("/")[0])
+        own = 0
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(os.path.join(task.path, "stat")) as handle:
+                    stat = handle.read()
+            except OSError:
+                continue  # the thread ended meanwhile
+            own += stat[stat.rindex(")") + 2] == "R"
+        return max(0, running - own)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def threads_free(threads: int) -> int:
+    """Threads to use now: up to `threads`, one fewer for each thread of another process that
+    wants a core (at least 1), because a step of llama.cpp is as slow as its slowest thread."""
+    busy = busy_elsewhere()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or threads)
+    if busy is None:
+        return threads
+    return max(1, min(threads, cores - busy))
 
 
 def cache_key(settings: Settings) -> tuple:
@@ -65,7 +102,10 @@ class LlamaCppGenerator:
 
     backend = "llama-cpp"
 
-    def __init__(self, model_path: Path, *, threads: int, context_tokens: int, state_dir: Path | None = None):
+    def __init__(self, model_path: Path, *, threads: int, context_tokens: int, state_dir: Path | None = None,
+                 fixed_threads: tuple[int, int] | None = None):
+        """`threads`: the most to use (fewer while other processes keep cores busy); `fixed_threads`
+        (prompt, decode) turns that off, for measurements."""
         import llama_cpp
 
         self.model_path = Path(model_path)
@@ -74,8 +114,8 @@ class LlamaCppGenerator:
             self._llm = llama_cpp.Llama(
                 model_path=str(self.model_path),
                 n_ctx=context_tokens,
-                n_threads=_decode_threads(threads),
-                n_threads_batch=threads,
+                n_threads=(fixed_threads or thread_counts(threads))[1],
+                n_threads_batch=(fixed_threads or thread_counts(threads))[0],
                 n_batch=LLAMA_N_BATCH,
                 n_ubatch=LLAMA_N_UBATCH,
                 flash_attn=True,
@@ -97,6 +137,19 @@ class LlamaCppGenerator:
         name = metadata.get("general.name") or self.model_path.stem
         self.model_name = f"{name} ({self.model_path.name})"
         self._busy = Busy()
+        self.threads = threads
+        self._fixed = fixed_threads is not None
+        self.threads_now = fixed_threads or thread_counts(threads)  # (prompt, decode) as last set
+
+    def _fit_threads(self) -> None:
+        """As many threads as the other processes leave cores for (see `threads_free`); checked
+        before each prompt and every RECHECK_TOKENS tokens, at the cost of reading /proc."""
+        if self._fixed:
+            return
+        free = threads_free(self.threads)
+        if (free, free) != self.threads_now:
+            self._llm._ctx.set_n_threads(free, free)
+            self.threads_now = (free, free)
 
     def _piece(self, token: int) -> str:
         if token < 0:
@@ -128,6 +181,7 @@ class LlamaCppGenerator:
         try:
             if self._restore_prefix(tokens, saved):
                 return
+            self._fit_threads()
             # generate() evaluates the prompt (reusing what is cached) before sampling; taking one
             # sampled token and closing leaves exactly `tokens` in the cache.
             steps = self._llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
@@ -206,6 +260,7 @@ class LlamaCppGenerator:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # tokens can split a character
         stops = StopFilter(stop)
         self._busy.acquire()
+        self._fit_threads()
         # temp=0 is greedy; repeat_penalty=1 turns the default penalty off (it would change answers).
         steps = self._llm.generate(tokens, temp=0.0, repeat_penalty=1.0)
         try:
@@ -217,6 +272,8 @@ class LlamaCppGenerator:
                     yield text
                 if stops.stopped or produced >= max_tokens:
                     break
+                if produced % RECHECK_TOKENS == 0:
+                    self._fit_threads()
             tail = stops.feed(decoder.decode(b"", final=True)) + stops.flush()
             if tail:
                 yield tail
