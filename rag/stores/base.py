@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..collections import CollectionInfo
     from ..schema import Chunk
 
-STORES = ("embedded",)
+STORES = ("embedded", "milvus")
 
 
 class Store(Protocol):
