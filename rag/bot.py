@@ -16,13 +16,13 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, quote_answer, strip_markers
+from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, pointed_answer, quote_answer, strip_markers
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import select_passages
-from .prompts import NOT_FOUND, REFUSAL, answer_messages, rewrite_messages
+from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import answers_part, kind_asked, other_language, unanswered_parts
 from .retrieval import Retriever, validate_k, validate_question
 from .schema import Answer, Document, Hit
@@ -211,6 +211,8 @@ class Bot:
             # Still declined, yet a passage sentence may nearly restate the question: then it is
             # the answer, quoted verbatim (see QUOTE_MIN_STEMS for how "nearly" was measured).
             quoted = quote_answer(hits, standalone, self.documents, known)
+            if quoted.declined:
+                quoted = self._pointed_sentence(standalone, hits, state, known)
             if not quoted.declined:
                 checked = quoted
         if not checked.declined:
@@ -232,6 +234,15 @@ class Bot:
             yield Answer(question, REFUSAL, False, decline_reason=reason, **common)
         else:
             yield Answer(question, checked.text, True, citations=checked.citations, **common)
+
+    def _pointed_sentence(self, question: str, hits: list[Hit], state: dict, known):
+        """After two declines: the model is asked only to point at the passage sentence that
+        answers, by copying it. A sentence found word for word in a passage, sharing enough of the
+        question (POINTED_MIN_STEMS) and of the kind it asks for, is the answer, quoted; small
+        models decline paraphrased questions ("became" for "become") they can still point at."""
+        pieces = self._generate(pointing_messages(question, hits), state)
+        reply = "".join(pieces)  # not streamed: only a sentence found in a passage is shown
+        return pointed_answer(reply, hits, question, self.documents, known)
 
     def _complete_parts(self, question: str, hits: list[Hit], checked, state: dict, known):
         """Ask again for each part of a compound question that the answer left out ("When ...,

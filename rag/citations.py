@@ -378,3 +378,34 @@ def merge_answers(first: CheckedAnswer, second: CheckedAnswer) -> CheckedAnswer:
         unsupported=first.unsupported + second.unsupported,
         declined=first.declined and second.declined,
     )
+
+
+# A sentence the model points at after declining is quoted when it holds this many of the
+# question's stems (less its document title's) and this share of them, and gives the kind of
+# thing asked (relevance.answers_part). Lower than QUOTE_MIN_SHARE: the model, not word overlap
+# alone, chose the sentence.
+POINTED_MIN_STEMS = 2
+POINTED_MIN_SHARE = 0.5
+
+
+def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
+                   known: Callable[[str], bool] | None = None) -> CheckedAnswer:
+    """The passage sentence the model copied in `reply`, as a checked answer citing it; declined
+    when the copy is not found word for word in a passage or says too little of the question."""
+    from .relevance import answers_part
+
+    declined = CheckedAnswer("", [], [], [], declined=True)
+    copied = " ".join(strip_markers(reply).split()).strip(" .\"'")
+    if model_declined(reply) or len(copied) < 15:
+        return declined
+    for n, hit in enumerate(hits, start=1):
+        for start, end in _sentence_spans(hit.text):
+            sentence = hit.text[start:end]
+            if copied.lower() not in " ".join(sentence.split()).lower():
+                continue
+            focus = stems(question) - stems(hit.title)
+            overlap = len(focus & stems(sentence))
+            if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question):
+                return declined
+            return check_answer(f"{sentence} [{n}]", hits, question, documents, known)
+    return declined

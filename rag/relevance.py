@@ -82,7 +82,10 @@ _SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?=(?:(?:with|by|for|from|in|to|o
                           rf"|\?\s+(?=(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b)", re.I)
 _WHEN = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?(?:when|what year|which year|what date|which years?)\b", re.I)
 _HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?how (?:many|much|long|old|tall|far|big|large|high|heavy)\b", re.I)
-_WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b", re.I)
+_WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
+                  r"|^(?:which|what)\s+(?:\w+\s+)?(?:person|people|man|woman|king|queen|emperor|president|leader|author|writer|"
+                  r"composer|scientist|explorer|conquistador|general|actor|actress|player|artist|architect|founder|ruler|pope|"
+                  r"philosopher|poet|painter|inventor|director|mathematician|physicist|chemist)s?\b", re.I)
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
@@ -121,8 +124,14 @@ def answers_part(part: str, answer: str, question: str) -> bool:
     if kind == "person":
         # A person the question does not name; a name spelling out one of its abbreviations
         # ("National Basketball Association" for "NBA") is not one.
+        # A run of capitalised words holding a name of the question is that same person
+        # ("Sir Isaac Newton" when the question names Newton).
         ignored = names_in(question) | _spelled_out(answer, asked)
-        return any(n not in ignored for n in names_in(answer))
+        for run in re.finditer(r"[A-Z][\w'’.-]*(?:\s+(?:(?:van|von|de|da|del|der|di|du|la|le|bin|ibn|al)\s+)?[A-Z][\w'’.-]*)*", answer):
+            run_names = names_in(f"The {run.group()}")
+            if run_names and not run_names & ignored:
+                return True
+        return False
     return True
 
 

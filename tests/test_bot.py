@@ -114,10 +114,10 @@ def test_names_the_documents_use_are_not_unknown(make_bot):
 
 @pytest.mark.parametrize("reply", [NOT_FOUND, ["NOT", "_IN", "_PASS", "AGES"], [" ", "NOT_IN_PASSAGES", "\n"]])
 def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, reply):
-    bot, generator = make_bot(reply, reply)  # declines, then declines the focused retry too
+    bot, generator = make_bot(reply, reply, reply)  # declines, the focused retry too, and points at nothing
     items = list(bot.ask_stream("When did the Gwadar port open?"))
     pieces, [answer] = split_stream(items)
-    assert len(generator.calls) == 2
+    assert len(generator.calls) == 3
     assert not answer.answered and answer.decline_reason == "model_declined"
     assert answer.answer == REFUSAL and answer.citations == []
     assert not any("NOT" in p or "PASS" in p for p in pieces)
@@ -269,9 +269,27 @@ def test_a_decline_is_retried_once_with_the_best_passage_alone(make_bot):
 
 
 def test_no_retry_when_only_one_passage_was_given(make_bot):
-    bot, generator = make_bot(NOT_FOUND)
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND)
     answer = bot.ask("When did the Gwadar port open?", k=1)
-    assert len(generator.calls) == 1 and not answer.answered
+    assert len(generator.calls) == 2 and not answer.answered  # the answer, then the request to point at a sentence
+
+
+def test_after_two_declines_a_sentence_the_model_points_at_is_quoted(make_bot):
+    copy = lambda m: f"The Gwadar port opened in 2007 with Chinese funding [{passage_number(m, 'Gwadar port opened')}]"  # noqa: E731
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND, copy)
+    # 3 of the question's 6 stems (less the title's) are in the sentence: too few to quote unasked (75%).
+    answer = bot.ask("In what year did the Gwadar port open its first berths with Chinese funding?")
+    assert answer.answered and "2007" in answer.answer and answer.citations[0].supported
+    assert "copy, word for word, the one sentence" in generator.calls[2]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize("pointed", [
+    "The Gwadar port opened in 2009 with Indian funding [1]",  # not a sentence of the passages
+    "It handles cargo ships bound for Central Asia [1]",  # in a passage, but no time and little of the question
+])
+def test_a_pointed_sentence_that_is_not_found_or_not_an_answer_is_declined(make_bot, pointed):
+    bot, _ = make_bot(NOT_FOUND, NOT_FOUND, pointed)
+    assert not bot.ask("In what year did the Gwadar port open its first berths with Chinese funding?").answered
 
 
 def test_the_prompt_prefix_is_warmed_once_however_the_generator_is_first_used(tiny_index, fake_embedder):
