@@ -21,10 +21,10 @@ from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
 from .lexical import tokenize
-from .passages import select_passages
+from .passages import MAX_PASSAGE_CHARS, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import answers_part, kind_asked, other_language, unanswered_parts
-from .retrieval import Retriever, validate_k, validate_question
+from .retrieval import Retriever, question_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
 
@@ -174,6 +174,9 @@ class Bot:
         standalone = rewritten or question
         rewrite_done = time.perf_counter()
 
+        # Each question of a compound one gets its own k passages (two documents often answer the
+        # two parts: with k in all, the second part's passage was left out, rm16 and rm17), up to 2k.
+        k = min(2 * k, k * len(question_parts(search_focus(standalone))))
         # Twice as many candidates as passages: neighbours merge, so k passages need more hits.
         hits = self.retriever.search(standalone, min(2 * k, 50))
         timings: dict = {"rewrite": round(rewrite_done - started, 3)} if rewritten else {}
@@ -182,7 +185,7 @@ class Bot:
         # Declined without asking the model: nothing retrieved is close, or the question names
         # something no document mentions (a small model would answer about it from other passages).
         known = self.retriever.knows_word
-        reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone)
+        reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone) or self.retriever.unknown_phrases(standalone)
                   else "other_language" if other_language(standalone, known) else None)
         if reason:
             yield REFUSAL
@@ -190,7 +193,9 @@ class Bot:
             yield Answer(question, REFUSAL, False, hits=hits, timings=timings, rewritten_question=rewritten, decline_reason=reason)
             return
 
-        hits = select_passages(hits, self.documents, k)
+        # The passage budget grows with k (MAX_PASSAGE_CHARS is for the default k=2): a compound
+        # question's second part must not lose its passage to the first part's long one.
+        hits = select_passages(hits, self.documents, k, max_chars=MAX_PASSAGE_CHARS * max(k, 2) // 2)
         generator = self.generator
         state = {"first_token": None}
         messages = answer_messages(standalone, hits)

@@ -21,6 +21,8 @@ from .schema import Hit
 from .settings import Settings
 
 MAX_QUESTION_CHARS = 2000
+# Two or more capitalised words in a row, not counting a leading "The": a name ("Red Book").
+_NAME_RUN = re.compile(r"(?<!\w)(?!The\b)[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)+")
 # Front matter (author lists) and bibliographies stay findable but rank below content that matches
 # as well: a fused score is multiplied by this weight.
 KIND_WEIGHTS = {"content": 1.0, "front_matter": 0.7, "references": 0.7}
@@ -91,6 +93,21 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 and all(tokenize(part) for part in parts) else [question]
 
 
+def _holds_phrase(text: str, phrase: str) -> bool:
+    """Whether `text` holds `phrase`, allowing a typo ("Coalition Suport Fund"): some run of as
+    many words is at least 85% alike, letter by letter."""
+    import difflib
+
+    target = phrase.lower().split()
+    text_words = text.lower().split()
+    joined = " ".join(target)
+    if joined in " ".join(text_words):
+        return True
+    size = len(target)
+    return any(difflib.SequenceMatcher(None, joined, " ".join(text_words[i:i + size])).ratio() >= 0.85
+               for i in range(len(text_words) - size + 1))
+
+
 def validate_k(k: int) -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k > 50:
         raise InvalidInputError(f"k must be a whole number from 1 to 50, got {k!r}")
@@ -110,6 +127,7 @@ class Retriever:
         # What the documents are (titles, publishers, authors) names things too: a question naming
         # a document's author is not about something the documents never mention.
         self._metadata_words = set(words(json.dumps(document_metadata, ensure_ascii=False)))
+        self._metadata_text = " ".join(json.dumps(document_metadata, ensure_ascii=False).lower().split())
 
     def named_documents(self, question: str) -> set[str]:
         """Sources whose distinctive metadata words appear in the question."""
@@ -129,6 +147,22 @@ class Retriever:
             if name in self._metadata_words or self.store.knows_word(name) or all(self.store.knows_word(p) for p in parts):
                 continue
             unknown.append(name)
+        return unknown
+
+    def unknown_phrases(self, question: str) -> list[str]:
+        """Names of several capitalised words ("The Bluest Sky", "Red Book") that no passage and no
+        document title holds as a phrase, though each word may occur: the documents do not name
+        that thing, only things with some of its words."""
+        unknown = []
+        # "Toni Morrison's Beloved" names two things: split at a possessive.
+        for match in _NAME_RUN.finditer(re.sub(r"['’]s\b", " ,", question)):
+            phrase = " ".join(match.group().split())
+            if match.start() == 0 or phrase.lower() in self._metadata_text:
+                continue
+            found = self.store.lexical_search(tokenize(phrase), 20)
+            texts = [searchable_text(c) for c in self.store.chunks([chunk_id for chunk_id, _ in found]).values()]
+            if not any(_holds_phrase(text, phrase) for text in texts):
+                unknown.append(phrase)
         return unknown
 
     def knows_word(self, word: str) -> bool:

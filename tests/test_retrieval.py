@@ -253,3 +253,14 @@ def test_each_part_of_a_compound_question_gets_its_best_passage(retriever):
     top_two = retriever.search(f"{first}, and who won the trophy?", k=2)
     assert "Coalition Support Fund" in top_two[0].text and "cricket team won" in top_two[1].text
     assert [h.rank for h in top_two] == [1, 2]
+
+
+@pytest.mark.parametrize("question, unknown", [
+    ("What did the Coalition Support Fund reimburse?", []),  # a name the paper holds as a phrase
+    ("What did the Support Coalition Fund reimburse?", ["Support Coalition Fund"]),  # its words, not that name
+    ("What does the Gwadar Port Authority say?", ["Gwadar Port Authority"]),
+    ("What does Ayesha Khan's review say about aid?", []),  # possessive: two names, each known
+    ("What does A Review of Aid to Pakistan say?", []),  # a document's title
+])
+def test_unknown_phrases_are_names_no_passage_holds(retriever, question, unknown):
+    assert retriever.unknown_phrases(question) == unknown
