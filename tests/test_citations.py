@@ -284,3 +284,17 @@ def test_no_quote_when_a_sentence_holds_only_some_of_the_question(hits, document
 
     # The IMET sentence shares IMET, trained and officers: 3 of 6 question stems.
     assert quote_answer(hits, "How many IMET officers trained in Pakistan in 2020?", documents).declined
+
+
+def test_a_number_of_the_question_may_be_in_the_cited_document_s_title():
+    from rag.citations import check_answer
+    from rag.schema import Chunk, Hit
+
+    chunk = Chunk("c1", "whatsnew.html", "What's New In Python 3.11", "New Features",
+                  0, 80, "Added a -P command line option, which disables prepending the script directory.")
+    hits = [Hit(1, chunk, 1.0)]
+    question = "Which option added in 3.11 disables prepending the script directory?"
+    checked = check_answer("The -P command line option disables prepending the script directory [1].", hits, question, {})
+    assert not checked.declined and checked.citations[0].supported
+    other = [Hit(1, Chunk("c1", "x.html", "Other notes", "", 0, 80, chunk.text), 1.0)]
+    assert check_answer("The -P command line option disables prepending the script directory [1].", other, question, {}).declined
