@@ -112,8 +112,12 @@ def _is_phrase_group(group: Any) -> bool:
 # --- matching -----------------------------------------------------------------------------------
 
 
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"'})
+
+
 def _normalise(text: str) -> str:
-    return " ".join(text.split()).casefold()
+    # Curly and straight quotes compare equal: converters (pandoc, Word) curl them.
+    return " ".join(text.translate(_QUOTES).split()).casefold()
 
 
 def _clean(text: str) -> str:

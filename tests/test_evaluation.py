@@ -351,3 +351,9 @@ def test_run_eval_defaults_to_the_projects_question_set_and_prints_a_table(tmp_p
     out = capsys.readouterr().out
     assert code == 0
     assert "seeds_qa.jsonl" in out and "accuracy 67% (2/3)" in out
+
+
+def test_curly_and_straight_quotes_compare_equal():
+    from rag.evaluation import contains_evidence
+
+    assert contains_evidence("to reimburse Pakistan’s army for “operating” costs", "reimburse Pakistan's army for \"operating\" costs")
