@@ -201,7 +201,7 @@ class Bot:
         messages = answer_messages(standalone, hits)
         text = yield from self._generate(messages, state)
         checked = check_answer(text, hits, standalone, self.documents, known)
-        if checked.declined and model_declined(text) and len(hits) > 1:
+        if gave_nothing(checked) and len(hits) > 1:
             # The small model gives up too easily when several passages compete for its attention
             # (measured: 2 of 18 answerable questions, evidence ranked first). Asking once more with
             # the best passage alone costs ~1.5 s on a decline and rescues those; the citation check
@@ -212,7 +212,7 @@ class Bot:
             retry = check_answer(retry_text, focused, standalone, self.documents, known)
             if not retry.declined:
                 hits, messages, text, checked = focused, retry_messages, retry_text, retry
-        if checked.declined and model_declined(text):
+        if gave_nothing(checked):
             # Still declined, yet a passage sentence may nearly restate the question: then it is
             # the answer, quoted verbatim (see QUOTE_MIN_STEMS for how "nearly" was measured).
             quoted = quote_answer(hits, standalone, self.documents, known)
@@ -347,6 +347,11 @@ def open_for_queries(settings: Settings, embedder: Embedder):
         print(f"pakus: warning: collection {opened.name!r} is out of date ({shown}); answering from the last index. "
               f"Refresh it with: {refresh_command(opened, settings)}", file=sys.stderr)
     return opened
+
+
+def gave_nothing(checked: CheckedAnswer) -> bool:
+    """The model declined, or replied nothing that could be checked (not even a wrong claim)."""
+    return checked.declined and not checked.sentences
 
 
 def final_answer(items: Iterator[str | Answer]) -> Answer:

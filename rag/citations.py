@@ -283,11 +283,20 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             return
 
 
+def _says_nothing(text: str, question: str) -> bool:
+    """A reply of digits and punctuation only ("2": the number of a list item) to a question that
+    does not ask for a number or a time says nothing; it is treated like a decline, and retried."""
+    from .relevance import kind_asked
+
+    words = re.findall(r"[^\W\d_]{2,}", strip_markers(text))
+    return not words and bool(_numbers(strip_markers(text))) and kind_asked(question) not in ("number", "time")
+
+
 def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
                  known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
     1). `known(name)` says whether the collection mentions a name, for the subject check."""
-    if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)):
+    if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)) or _says_nothing(text, question):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
     sentences = _parse(text, len(hits))

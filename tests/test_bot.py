@@ -339,3 +339,12 @@ def test_an_answer_of_another_kind_than_asked_is_asked_again_then_declined(make_
     answer = bot.ask("When did IMET train Pakistani officers in America?")
     assert not answer.answered and answer.decline_reason == "unsupported"
     assert "Answer with the year or date only." in generator.calls[1]["messages"][1]["content"]
+
+
+def test_a_reply_of_only_a_list_number_is_retried_like_a_decline(make_bot):
+    # Seen: "Which technology ...?" answered "2", the number of the list item that answers.
+    trained = lambda m: f"The IMET programme trained Pakistani officers in America [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
+    bot, generator = make_bot("2", trained)
+    answer = bot.ask("Which programme trained Pakistani officers in America?")
+    assert len(generator.calls) == 2 and generator.calls[1]["messages"][1]["content"].count("\n[") == 1  # the focused retry
+    assert answer.answered and "IMET" in answer.answer and not answer.answer.startswith("2")
