@@ -8,6 +8,7 @@ never at import, and only from the installed package, never from a hub.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -27,8 +28,9 @@ class Embedder(Protocol):
     name: str
     dimension: int
 
-    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        """Float32 array of shape (len(texts), dimension), each row of unit length."""
+    def embed(self, texts: list[str], *, progress=False) -> np.ndarray:
+        """Float32 array of shape (len(texts), dimension), each row of unit length. `progress`:
+        a bool, or a function to call with the number of texts done as batches finish."""
 
     def count_tokens(self, text: str) -> int:
         """Word pieces the model sees for `text`, special tokens included."""
@@ -51,9 +53,12 @@ class MiniLMEmbedder:
     name = EMBEDDER_NAME
     dimension = 384
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 32):
+    def __init__(self, model_path: Path | None = None, batch_size: int = 32, workers: int | None = None):
         self.model_path = model_path or packaged_model_path()
         self.batch_size = batch_size
+        # Threads encoding batches at once (benchmarks/embedding.py: on 2 cores, two threads of one
+        # BLAS thread each beat one thread of two BLAS threads, which spin while the rest waits).
+        self.workers = workers or min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
     @cached_property
     def _model(self):
@@ -68,8 +73,16 @@ class MiniLMEmbedder:
     def count_tokens(self, text: str) -> int:
         return self._model.count_tokens(text)
 
-    def embed(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
-        return self._model.embed(texts, batch_size=self.batch_size, progress=progress and sys.stderr.isatty())
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of `text`'s word pieces (special tokens left out): the chunker counts
+        the tokens of any part of a document from one tokenisation of the whole."""
+        return self._model.token_spans(text)
+
+    def embed(self, texts: list[str], *, progress=False) -> np.ndarray:
+        """`progress`: True for a bar of its own (on a terminal), or a function called with the
+        number of texts done after each model batch (an ingest's own bar)."""
+        return self._model.embed(texts, batch_size=self.batch_size, workers=self.workers,
+                                 progress=progress if callable(progress) else progress and sys.stderr.isatty())
 
     def fingerprint(self) -> dict:
         weights = self.model_path / "model.safetensors"
