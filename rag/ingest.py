@@ -32,7 +32,10 @@ from .settings import Settings
 
 CLEANING_VERSION = 2  # bump when converters or chunking change what chunks contain
 SOURCES_FILE = "sources.json"  # optional per-folder overrides of titles and provenance
-_BATCH_CHUNKS = 256  # chunks embedded and committed together: fewer, larger transactions
+# Chunks embedded and committed together. The embedder sorts a batch's texts by length before
+# cutting them into model batches, so a larger batch wastes less on padding (wiki articles: 6% of
+# the tokens were padding in batches of 256, 2% in 1,024); an interrupted add loses at most one.
+_BATCH_CHUNKS = 1024
 
 
 @dataclass
@@ -197,6 +200,7 @@ class Ingest:
         self.sources = {record.source: key for key, record in self.files.items()}
         self._pending: list[_Pending] = []
         self._overrides: dict[Path, dict] = {}
+        self._chunk_bar = _bar(None, "chunks embedded", False)  # shown while `add` runs
 
     def report(self, report: FileReport) -> None:
         self.reports.append(report)
@@ -222,6 +226,7 @@ class Ingest:
         seen: set[str] = set()
         items = list(found)
         bar = _bar(len(items), "files", self.progress and len(items) > 1)
+        self._chunk_bar = _bar(None, "chunks embedded", self.progress and len(items) > 1, position=1)
         suffixes = converters()
         try:  # the bar is cleared even when an error ends the run, so the error gets a line of its own
             for item in items:
@@ -243,6 +248,7 @@ class Ingest:
                     self._commit()
             self._commit()
         finally:
+            self._chunk_bar.close()
             bar.close()
         return seen
 
@@ -280,7 +286,8 @@ class Ingest:
             self._pending.append(_Pending(key, source, doc, stat.st_size, stat.st_mtime_ns, status, note=f"same content as {other}"))
             return
         document = read_document(path, source, self._override_for(path))
-        chunks = chunk_document(document, self.embedder.count_tokens, chunk_settings(self.settings))
+        chunks = chunk_document(document, self.embedder.count_tokens, chunk_settings(self.settings),
+                                getattr(self.embedder, "token_spans", None))
         if not chunks:
             raise DocumentError("no text to index")
         self._pending.append(_Pending(key, source, doc, stat.st_size, stat.st_mtime_ns, status, document, chunks))
@@ -299,7 +306,7 @@ class Ingest:
 
         pending, self._pending = self._pending, []
         texts = [searchable_text(c) for p in pending for c in p.chunks]
-        vectors = self.embedder.embed(texts, progress=self.progress and len(texts) > _BATCH_CHUNKS) if texts else None
+        vectors = self.embedder.embed(texts, progress=self._chunk_bar.update if self.progress else False) if texts else None
         catalog, store = self.opened.catalog, self.opened.store
         with catalog.transaction():
             offset = 0
@@ -331,10 +338,11 @@ class Ingest:
             self.report(FileReport(record.source, "removed"))
 
 
-def _bar(total: int, unit: str, enabled: bool):
+def _bar(total: int | None, unit: str, enabled: bool, position: int = 0):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=f" {unit}", file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False)
+    return tqdm(total=total, unit=f" {unit}", file=sys.stderr, disable=not enabled, dynamic_ncols=True, leave=False,
+                position=position)
 
 
 # --- the commands ----------------------------------------------------------------------------------

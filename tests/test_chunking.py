@@ -201,3 +201,32 @@ def test_seed_chunks_fit_the_default_budget(seed_chunks):
     for chunks in seed_chunks.values():
         assert all(count(c.text) <= limit for c in chunks)
         assert len({c.start for c in chunks}) == len(chunks)  # no chunk repeats another's start
+
+
+_ODD_TEXT = ("Café naïve — Pakistan’s €33 billion. 北京是中国的首都。 A literal [SEP] and [CLS] here! "
+             "A wordthatisfarlongerthanthetokenizerwilleversplitintopiecesbecauseitrunsonpastonehundredcharactersintotal ends. "
+             "Emoji 😀 test.\u200b Zero\u00a0width and nbsp. e\u0301 combining; 3.5% of the U.S.A. rose. ﬁnancial ﬂow. ２ İstanbul ß.")
+
+
+def test_counting_spans_from_one_tokenisation_gives_the_counts_of_the_texts(real_count_tokens):
+    """The chunker counts a document's tokens once (token_spans) instead of once per sentence and
+    per growing chunk: the count of every span it can ask about (cut between words) is unchanged."""
+    import re
+
+    from rag.chunking import span_counter
+    from rag.embedding import MiniLMEmbedder
+
+    count = span_counter(_ODD_TEXT, real_count_tokens, MiniLMEmbedder().token_spans)
+    cuts = sorted({0, len(_ODD_TEXT)} | {m.start() for m in re.finditer(r"\S+", _ODD_TEXT)}
+                  | {m.end() for m in re.finditer(r"\S+", _ODD_TEXT)} | {i for span in split_sentences(_ODD_TEXT) for i in span})
+    wrong = [(a, b) for i, a in enumerate(cuts) for b in cuts[i:] if count(a, b) != real_count_tokens(_ODD_TEXT[a:b])]
+    assert not wrong, [_ODD_TEXT[a:b] for a, b in wrong[:5]]
+
+
+def test_chunks_are_the_same_with_and_without_token_spans(tiny_docs, real_count_tokens):
+    from rag.embedding import MiniLMEmbedder
+
+    spans = MiniLMEmbedder().token_spans
+    for document in load_folder(tiny_docs.seeds, tiny_docs.project_root) + [Document(source="odd.md", title="Odd", text=_ODD_TEXT, offsets=list(range(len(_ODD_TEXT))))]:
+        for settings in (ChunkSettings(), ChunkSettings(max_tokens=24, overlap_sentences=2)):
+            assert chunk_document(document, real_count_tokens, settings, spans) == chunk_document(document, real_count_tokens, settings)
