@@ -152,7 +152,7 @@ class OpenAIGenerator:
         self.options = options
         self.base_url = options.base_url
         self._httpx = httpx
-        headers = {"Accept": "text/event-stream"}
+        headers = {}
         if options.api_key:
             headers["Authorization"] = f"Bearer {options.api_key}"
         # connect, read (the wait for each next piece), write and pool all get the same limit.
@@ -291,7 +291,7 @@ class Stream:
         url = f"{generator.base_url}/chat/completions"
         with generator._slots:  # waits here while MAX_IN_FLIGHT requests are out
             try:
-                with generator._client.stream("POST", url, json=body) as response:
+                with generator._client.stream("POST", url, json=body, headers={"Accept": "text/event-stream"}) as response:
                     if response.status_code != 200:
                         response.read()
                         raise GenerationError(generator._http_message(response.status_code, _error_message(response.content), url))
