@@ -128,7 +128,12 @@ def answers_part(part: str, answer: str, question: str) -> bool:
         # ("Sir Isaac Newton" when the question names Newton).
         ignored = names_in(question) | _spelled_out(answer, asked)
         for run in re.finditer(r"[A-Z][\w'’.-]*(?:\s+(?:(?:van|von|de|da|del|der|di|du|la|le|bin|ibn|al)\s+)?[A-Z][\w'’.-]*)*", answer):
-            run_names = names_in(f"The {run.group()}")
+            text = run.group()
+            if (not answer[:run.start()].strip() or answer[:run.start()].rstrip()[-1] in ".!?:") and len(answer.split()) > 3:
+                # A sentence's first word is capitalised anyway ("Widely regarded ..."); an answer
+                # of a few words ("Leibniz.") is the name itself.
+                text = text.partition(" ")[2]
+            run_names = names_in(f"The {text}") if text else set()
             if run_names and not run_names & ignored:
                 return True
         return False
@@ -143,8 +148,10 @@ def _spelled_out(answer: str, asked: set[str]) -> set[str]:
     found: set[str] = set()
     for run in _CAPITALISED_RUN.finditer(answer):
         capitals = [w for w in run.group().split() if w[0].isupper()]
-        if "".join(w[0] for w in capitals).lower() in asked:
-            found.update(w.lower() for w in capitals)
+        letters = "".join(w[0] for w in capitals).lower()
+        for i in range(len(letters) - 1):  # every ending: a sentence's "The" is capitalised too
+            if letters[i:] in asked:
+                found.update(w.lower() for w in capitals[i:])
     return found
 
 

@@ -84,3 +84,17 @@ def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
 
     assert unanswered_parts(question, answer) == missing
+
+
+@pytest.mark.parametrize("answer, names_someone", [
+    ("Leibniz.", True),
+    ("Newton shares credit with the mathematician Gottfried Wilhelm Leibniz.", True),
+    ("Sir Isaac Newton.", False),  # the question's own person
+    ("Widely regarded as great, Newton developed it in the 1660s.", False),  # a capitalised first word is no name
+    ("The National Basketball Association (NBA) credits Newton.", False),  # spells out the question's NBA
+])
+def test_a_who_answer_must_name_someone_the_question_does_not(answer, names_someone):
+    from rag.relevance import answers_part
+
+    question = "Who shares the NBA credit with Newton for inventing calculus?"
+    assert answers_part(question, answer, question) is names_someone
