@@ -314,13 +314,13 @@ def test_the_prompt_prefix_is_warmed_once_however_the_generator_is_first_used(ti
 
 
 def test_a_part_of_a_compound_question_left_out_is_asked_for_again(make_bot):
-    question = "When did IMET cease operations, and who trained Pakistani officers in America?"
+    question = "When did IMET cease operations, and who established the Coalition Support Fund?"
     year_only = lambda m: f"IMET ceased operations in 1990 [{passage_number(m, 'IMET ceased operations')}]."  # noqa: E731
-    who = lambda m: f"The International Military Education and Training programme (IMET) trained Pakistani officers [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
+    who = lambda m: f"The United States established the Coalition Support Fund [{passage_number(m, 'Coalition Support Fund (CSF)')}]."  # noqa: E731
     bot, generator = make_bot(year_only, who)
     answer = bot.ask(question)
-    assert answer.answered and "1990" in answer.answer and "International Military Education" in answer.answer
-    assert "Answer only this part: who trained Pakistani officers in America?" in generator.calls[1]["messages"][1]["content"]
+    assert answer.answered and "1990" in answer.answer and "United States" in answer.answer
+    assert "Answer only this part: who established the Coalition Support Fund?" in generator.calls[1]["messages"][1]["content"]
 
 
 def test_a_part_the_passages_do_not_answer_is_said_to_be_missing(make_bot):
