@@ -34,17 +34,21 @@ def answerable_questions() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def retriever():
+    from rag.collections import open_collection
     from rag.embedding import MiniLMEmbedder
-    from rag.index import load_index
+    from rag.index import stale_reasons
     from rag.retrieval import Retriever
 
     settings = Settings(project_root=ROOT)
     embedder = MiniLMEmbedder()
-    # Never rebuild the committed index from a test: a stale index must fail, not be rewritten.
-    index = load_index(settings, embedder, rebuild_if_stale=False)
-    retriever = Retriever(index, embedder, candidates=settings.candidates, rrf_k=settings.rrf_k)
+    # The committed index, read-only: a stale one must fail here, not be rewritten by a test.
+    opened = open_collection(settings)
+    assert stale_reasons(opened, settings, embedder) == []
+    retriever = Retriever(opened.store, embedder, opened.catalog.metadata_by_source(),
+                          candidates=settings.candidates, rrf_k=settings.rrf_k)
     retriever.search("warm up", 1)
-    return retriever
+    yield retriever
+    opened.close()
 
 
 def test_recall_at_5_is_one(retriever):
