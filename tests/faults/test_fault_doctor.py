@@ -67,11 +67,11 @@ def test_a_missing_library_is_a_problem_naming_the_install_command(cli, monkeypa
 
     real = metadata.version
     monkeypatch.setattr(rag.doctor.metadata, "version",
-                        lambda name: (_ for _ in ()).throw(metadata.PackageNotFoundError(name)) if name == "bm25s" else real(name))
+                        lambda name: (_ for _ in ()).throw(metadata.PackageNotFoundError(name)) if name == "faiss-cpu" else real(name))
     result = cli("doctor", "--quick", "--json")
     assert result.exit_code == 1
     problems = [f for f in findings(result)["libraries"] if not f["ok"]]
-    assert problems == [{"check": "libraries", "ok": False, "detail": "not installed: bm25s",
+    assert problems == [{"check": "libraries", "ok": False, "detail": "not installed: faiss-cpu",
                          "fix": "pip install -e . (in the pakus checkout)", "repaired": False}]
 
 
