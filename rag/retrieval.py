@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import zip_longest
@@ -45,7 +46,10 @@ def distinctive_metadata_words(document_metadata: dict[str, dict]) -> dict[str, 
         source: {w for w in tokenize(" ".join(str(meta.get(f, "")) for f in _METADATA_FIELDS)) if len(w) > 2 and not w[0].isdigit()}
         for source, meta in document_metadata.items()
     }
-    return {source: own - set().union(*(w for s, w in words.items() if s != source)) for source, own in words.items()}
+    # Counted once over all documents: the union of the others' words for each document took 8 s
+    # of every cold start on 10,000 documents.
+    documents_with = Counter(w for own in words.values() for w in own)
+    return {source: {w for w in own if documents_with[w] == 1} for source, own in words.items()}
 
 
 # Terminal escapes (colour codes pasted with a question, "\x1b[1m") and other control characters:
