@@ -46,7 +46,7 @@ def llama_server(log_path: Path):
     """llama-cpp-python's server on the packaged model, as the in-process backend runs it; yields its URL."""
     import httpx
 
-    from rag.generators.llama_cpp import LLAMA_N_BATCH, LLAMA_N_UBATCH, threads_free
+    from rag.generators.llama_cpp import LLAMA_FLASH_ATTN, LLAMA_N_BATCH, LLAMA_N_UBATCH, threads_free
     from rag.generators.model_files import default_gguf_path
     from rag.settings import Settings
 
@@ -56,7 +56,7 @@ def llama_server(log_path: Path):
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(default_gguf_path(settings)),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.context_tokens),
-               "--n_batch", str(LLAMA_N_BATCH), "--n_ubatch", str(LLAMA_N_UBATCH), "--flash_attn", "true",
+               "--n_batch", str(LLAMA_N_BATCH), "--n_ubatch", str(LLAMA_N_UBATCH), "--flash_attn", str(LLAMA_FLASH_ATTN).lower(),
                "--n_threads", str(decode_threads), "--n_threads_batch", str(threads), "--interrupt_requests", "false"]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

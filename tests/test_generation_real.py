@@ -97,3 +97,28 @@ def test_a_damaged_saved_prefix_is_replaced_not_trusted(tmp_path):
     second.warm_up(MESSAGES[:1])
     assert answer(second, max_tokens=16) == expected
     assert saved.stat().st_size == size  # written again, whole
+
+
+def test_the_answer_does_not_depend_on_the_thread_count():
+    """Threads follow the load (threads_free), so they must not change the text: with flash
+    attention on, 2 decode threads wrote a different answer than 1 on this very prompt."""
+    import sys
+    from pathlib import Path
+
+    from rag.generators.llama_cpp import LlamaCppGenerator
+    from rag.generators.model_files import resolve_model
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        from generators import messages  # the bot's own prompt over three seed passages
+    finally:
+        sys.path.pop(0)
+    settings = Settings.from_env()
+    prompt = messages(settings.seeds, question=0, order=(0, 1, 2))
+    texts = set()
+    for threads in ((1, 1), (2, 2)):
+        generator = LlamaCppGenerator(resolve_model(settings), threads=2, context_tokens=settings.context_tokens,
+                                      fixed_threads=threads)
+        texts.add("".join(generator.stream(prompt, max_tokens=40)))
+        del generator
+    assert len(texts) == 1, texts

@@ -35,10 +35,10 @@ def free_port() -> int:
 
 def server_command(model: str, port: int, threads: int, decode_threads: int) -> list[str]:
     """llama-cpp-python's server with the in-process backend's settings, so answers can match."""
-    from rag.generators.llama_cpp import LLAMA_N_BATCH, LLAMA_N_UBATCH
+    from rag.generators.llama_cpp import LLAMA_FLASH_ATTN, LLAMA_N_BATCH, LLAMA_N_UBATCH
 
     return [sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", "2048", "--n_batch", str(LLAMA_N_BATCH), "--n_ubatch", str(LLAMA_N_UBATCH), "--flash_attn", "true",
+            "--n_ctx", "2048", "--n_batch", str(LLAMA_N_BATCH), "--n_ubatch", str(LLAMA_N_UBATCH), "--flash_attn", str(LLAMA_FLASH_ATTN).lower(),
             "--n_threads", str(decode_threads), "--n_threads_batch", str(threads),
             # One model serves one request at a time; a second one must wait, not cut the first short.
             "--interrupt_requests", "false"]

@@ -23,12 +23,17 @@ from .model_files import resolve_model
 # 400-token prompt, best of several runs because the machine is shared:
 # - n_ubatch 512 (one pass for a whole prompt): 512 and 256 give the same prefill speed per core,
 #   128 is 5% slower, 32 is 18% slower. n_batch must be >= n_ubatch.
-# - flash attention: the same speed at these lengths (about 160 tokens/s either way); it keeps the
-#   attention scratch small. A q8_0 KV cache is 15% slower: kept at f16.
+# - flash attention off: its decode step combines partial results in an order that depends on
+#   the thread count, so 2 decode threads wrote a different answer than 1 (1 of 4 prompts);
+#   without it 1/1, 1/2, 2/1 and 2/2 threads give the same text, and threads can follow the
+#   load (`threads_free`) without changing answers. Speed was the same either way at these
+#   lengths (about 160 tokens/s); it only kept the attention scratch small. A q8_0 KV cache is
+#   15% slower: kept at f16.
 # - use_mmap: loading without mmap is 4% faster at prefill but adds 2 s to every start; mmap.
 # - threads: see `thread_counts` and `threads_free`.
 LLAMA_N_BATCH = 512
 LLAMA_N_UBATCH = 512
+LLAMA_FLASH_ATTN = False
 RECHECK_TOKENS = 16  # while decoding, look at the other processes again every this many tokens
 
 
@@ -118,7 +123,7 @@ class LlamaCppGenerator:
                 n_threads_batch=(fixed_threads or thread_counts(threads))[0],
                 n_batch=LLAMA_N_BATCH,
                 n_ubatch=LLAMA_N_UBATCH,
-                flash_attn=True,
+                flash_attn=LLAMA_FLASH_ATTN,
                 use_mmap=True,
                 verbose=False,
             )
@@ -202,7 +207,7 @@ class LlamaCppGenerator:
         stat = self.model_path.stat()
         identity = {"llama_cpp": llama_cpp.__version__, "model": str(self.model_path.resolve()), "size": stat.st_size,
                     "mtime_ns": stat.st_mtime_ns, "n_ctx": self._llm.n_ctx(), "n_batch": LLAMA_N_BATCH,
-                    "n_ubatch": LLAMA_N_UBATCH, "flash_attn": True, "tokens": tokens}
+                    "n_ubatch": LLAMA_N_UBATCH, "flash_attn": LLAMA_FLASH_ATTN, "tokens": tokens}
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         return self.state_dir / f"prefix-{digest}.bin"
 
