@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY, source TEXT NOT NULL, doc TEXT NOT NULL, size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL, added_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS files_doc ON files(doc);
+CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
 """
 
 
