@@ -271,7 +271,8 @@ class Bot:
             if not extra.declined and answers_part(part, strip_markers(extra.text), question):
                 checked = merge_answers(checked, extra)
             else:
-                note = f"The passages do not say {part.rstrip('?').strip()}."
+                asked = part.rstrip("?").strip()
+                note = f"The passages do not say {asked[:1].lower()}{asked[1:]}."
                 yield note
                 checked = merge_answers(checked, CheckedAnswer(note, [], [], [], declined=False))
         return checked

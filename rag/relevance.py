@@ -120,7 +120,8 @@ def answers_part(part: str, answer: str, question: str) -> bool:
         return any(re.fullmatch(r"\d{3,4}s?", w) or _MONTH.fullmatch(w) or w in ("century", "bc", "ad") for w in new_words)
     if kind == "number":
         # A year is not a count: "It happened in 1770" does not say how many.
-        return any((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS for w in new_words)
+        return any((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS or w.endswith("fold")
+                   for w in new_words)  # "a hundredfold", "tenfold" are amounts too
     if kind == "person":
         # A person the question does not name; a name spelling out one of its abbreviations
         # ("National Basketball Association" for "NBA") is not one.
