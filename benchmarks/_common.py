@@ -34,6 +34,7 @@ class Child:
     returncode: int
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user + system seconds of this child alone
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -67,7 +68,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None, timeout: float 
         out.seek(0)
         err.seek(0)
         return Child(wall, usage.ru_maxrss * 1024, process.returncode,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+                     out.read().decode(errors="replace"), err.read().decode(errors="replace"), usage.ru_utime + usage.ru_stime)
 
 
 def pakus_command() -> tuple[list[str], str]:

@@ -77,3 +77,22 @@ def test_table_aligns_columns(speed):
 
     text = _common.table([["a", "1"], ["long name", "22"]], ["", "value"])
     assert text.splitlines() == ["           value", "---------  -----", "a              1", "long name     22"]
+
+
+def test_scale_figures_compare_the_collection_with_its_slice_and_the_seeds():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        scale = importlib.import_module("scale")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    figures = {"build": {"wall_s": 200.0}, "second_add_s": 1.0, "add_one_s": 1.2, "remove_one_s": 0.8,
+               "warm": {"search_p50_ms": 15.0, "search_p95_ms": 20.0, "recall_at_5": 0.90},
+               "warm_slice": {"recall_at_5": 0.95},
+               "cold": {"search_full_s": 1.5, "search_seeds_s": 1.0, "ask_full_s": 6.0, "ask_slice_s": 5.5, "ask_seeds_s": 9.0,
+                        "ask_full_max_rss_mb": 2100.0, "ask_seeds_max_rss_mb": 2000.0}}
+    summary = scale.summary(figures)
+    assert summary["cold_ask_extra_s"] == pytest.approx(0.5)  # the same question on the slice, not the seeds'
+    assert summary["cold_search_extra_s"] == pytest.approx(0.5)
+    assert summary["ask_memory_extra_mb"] == pytest.approx(100.0)
+    assert summary["recall_drop_points"] == pytest.approx(5.0)
+    assert scale.summary({"store": "embedded"})["build_s"] is None  # a reused collection has no build figure
