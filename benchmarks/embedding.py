@@ -13,12 +13,14 @@ dedicated core.
     python benchmarks/embedding.py --only numpy --json
 
 Variants (each skipped with a note when its package is missing):
-- numpy: pakus's forward pass (rag/minilm.py), batch size, sorting by length, BLAS threads
-  (threadpoolctl), and two Python threads each running one BLAS thread;
+- numpy: pakus's forward pass (rag/minilm.py, what a question goes through), batch size, sorting
+  by length, BLAS threads (threadpoolctl), and two Python threads each running one BLAS thread;
+- pakus onnx: the same pass as pakus's own ONNX graph in ONNX Runtime (rag/minilm_onnx.py, what
+  ingestion goes through), batches of 16 and 32, one thread and two;
 - numpy-unfused: the forward pass as it was before (q, k, v as three products, the scale applied
   to the scores, GELU over the whole batch at once), to show what the fused form buys;
 - sentence-transformers: its own `encode` (torch, CPU), torch threads 1 and 2;
-- onnxruntime: the model exported from torch (`torch.onnx.export`) into a temporary folder, with
+- torch-onnx: the model exported from torch (`torch.onnx.export`) into a temporary folder, with
   ONNX Runtime's own graph optimisations, intra-op threads 1 and 2;
 - the BLAS kernel OpenBLAS picked, and the default variant again in a child process with
   OPENBLAS_CORETYPE set to an older kernel, to show what that variable costs.
@@ -59,21 +61,22 @@ def chunk_texts(corpus: Path | None, files: int) -> list[str]:
 # --- variants ------------------------------------------------------------------------------------
 
 
-def numpy_variant(model, texts: list[str], *, batch: int = 32, threads: int = 1, sort: bool = True,
-                  workers: int = 1) -> Callable[[], np.ndarray]:
+def pass_variant(model, texts: list[str], *, batch: int = 32, threads: int = 1, sort: bool = True, workers: int = 1,
+                 engine: str = "numpy") -> Callable[[], np.ndarray]:
+    """One of pakus's two engines (rag/minilm.py's NumPy pass, or its ONNX graph in ONNX Runtime)
+    on `workers` threads, with NumPy's BLAS held at `threads` threads."""
     from threadpoolctl import threadpool_limits
 
     def run() -> np.ndarray:
+        encoder = model._encode if engine == "numpy" else model._onnx.encode
         with threadpool_limits(limits=threads, user_api="blas"):
-            if sort and workers == 1:
-                return model.embed(texts, batch_size=batch)
             ids = model.token_ids(texts)
             order = sorted(range(len(texts)), key=lambda i: len(ids[i])) if sort else list(range(len(texts)))
             batches = [order[s:s + batch] for s in range(0, len(order), batch)]
             vectors = np.zeros((len(texts), 384), dtype=np.float32)
 
             def encode(rows: list[int]) -> None:
-                vectors[rows] = model._encode([ids[i] for i in rows])
+                vectors[rows] = encoder([ids[i] for i in rows])
 
             if workers == 1:
                 for rows in batches:
@@ -295,7 +298,7 @@ def main() -> int:
     texts = chunk_texts(args.corpus, args.files)
     model = MiniLM(folder, 256)
     if args.child_coretype:
-        result = measure({"numpy": numpy_variant(model, texts)}, args.rounds, len(texts))["numpy"]
+        result = measure({"numpy": pass_variant(model, texts)}, args.rounds, len(texts))["numpy"]
         print(json.dumps({"texts_per_s": result["texts_per_s"], "texts_per_cpu_s": result["texts_per_cpu_s"], "blas": blas_info()}))
         return 0
 
@@ -309,17 +312,22 @@ def main() -> int:
         labels[name] = (what, str(threads), str(batch), ordered)
 
     if "numpy" in only:
-        add("numpy t1", numpy_variant(model, texts, threads=1), "numpy (pakus)", 1)
-        add("numpy t2", numpy_variant(model, texts, threads=2), "numpy (pakus)", "2 BLAS")
-        add("numpy 2x1", numpy_variant(model, texts, threads=1, workers=2), "numpy (pakus)", "2 py x 1 BLAS")
+        add("numpy t1", pass_variant(model, texts, threads=1), "numpy (pakus, questions)", 1)
+        add("numpy t2", pass_variant(model, texts, threads=2), "numpy (pakus, questions)", "2 BLAS")
+        add("numpy 2x1", pass_variant(model, texts, threads=1, workers=2), "numpy (pakus, questions)", "2 py x 1 BLAS")
     if "batches" in only:
         for size in (8, 16, 64, 128):
-            add(f"numpy b{size}", numpy_variant(model, texts, batch=size), "numpy (pakus)", 1, size)
-        add("numpy unsorted", numpy_variant(model, texts, sort=False), "numpy (pakus)", 1, 32, "no")
+            add(f"numpy b{size}", pass_variant(model, texts, batch=size), "numpy (pakus, questions)", 1, size)
+        add("numpy unsorted", pass_variant(model, texts, sort=False), "numpy (pakus, questions)", 1, 32, "no")
+    if "onnx" in only and model._onnx is not None:
+        for size in (16, 32):
+            add(f"pakus onnx b{size}", pass_variant(model, texts, batch=size, engine="onnx"), "onnxruntime (pakus graph, ingestion)", 1, size)
+        add("pakus onnx 2x1", pass_variant(model, texts, batch=16, workers=2, engine="onnx"), "onnxruntime (pakus graph, ingestion)",
+            "2 py x 1", 16)
     if "unfused" in only:
         old = unfused_model(folder)
-        add("unfused t1", numpy_variant(old, texts, threads=1), "numpy, unfused (before)", 1)
-        add("unfused t2", numpy_variant(old, texts, threads=2), "numpy, unfused (before)", "2 BLAS")
+        add("unfused t1", pass_variant(old, texts, threads=1), "numpy, unfused (before)", 1)
+        add("unfused t2", pass_variant(old, texts, threads=2), "numpy, unfused (before)", "2 BLAS")
 
     reference = None
     try:
@@ -340,7 +348,7 @@ def main() -> int:
 
             path = export_onnx(folder, Path(scratch.name) / "minilm.onnx")
             for threads in (1, 2):
-                add(f"onnx t{threads}", onnx_variant(path, model, texts, threads), "onnxruntime", threads)
+                add(f"torch-onnx t{threads}", onnx_variant(path, model, texts, threads), "onnxruntime (torch export)", threads)
         except ImportError as exc:
             notes.append(f"onnxruntime skipped: {exc.name} is not installed (pip install onnxruntime onnx; torch exports the model)")
 

@@ -62,3 +62,28 @@ def test_vectors_match_sentence_transformers(tiny_docs):
     np.testing.assert_allclose(embedder.embed(texts), expected, atol=2e-6)
     # Batching and padding do not change a vector.
     np.testing.assert_allclose(embedder.embed(texts[-1:]), expected[-1:], atol=2e-6)
+
+
+def test_a_question_is_embedded_without_onnx_runtime():
+    # Preparing ONNX Runtime's session takes about 0.6 s: a query never pays it.
+    assert_runs_in_a_fresh_python("import sys; from rag.embedding import MiniLMEmbedder as E; E().embed(['What is CSF?']); "
+                                  "assert 'onnxruntime' not in sys.modules")
+
+
+@pytest.mark.real_model
+def test_many_texts_go_through_onnx_runtime_with_the_same_vectors(tiny_docs):
+    """Ingestion's engine (rag/minilm_onnx.py) computes what the NumPy pass and sentence-transformers compute."""
+    from sentence_transformers import SentenceTransformer
+
+    from rag.minilm import _BULK
+
+    embedder = MiniLMEmbedder()
+    words = " ".join(d.text for d in load_folder(tiny_docs.seeds, tiny_docs.project_root)).split()
+    texts = [" ".join(words[i:i + 5 + i % 60]) for i in range(0, 40 * _BULK, 20)][:2 * _BULK]
+    texts += ["What is CSF?", "", "word " * 400, "Pakistan’s €33 billion — naïve café"]
+    vectors = embedder.embed(texts)
+    assert embedder._model.__dict__.get("_onnx") is not None  # the bulk engine was used
+    reference = SentenceTransformer(str(embedder.model_path), device="cpu")
+    reference.max_seq_length = MAX_TOKENS
+    np.testing.assert_allclose(vectors, reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True), atol=2e-6)
+    np.testing.assert_allclose(vectors[-4:], embedder.embed(texts[-4:]), atol=2e-6)  # the NumPy pass, for a few texts
