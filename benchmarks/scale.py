@@ -313,6 +313,9 @@ def main() -> int:
         Path(args.out).write_text(json.dumps(worker_warm(collection, corpus, questions, int(count))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    if "--render" in sys.argv:  # the table of a report saved with --json
+        render(json.loads(Path(sys.argv[sys.argv.index("--render") + 1]).read_text()))
+        return 0
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--store", default="embedded", help="embedded, milvus, or both: embedded,milvus")
     parser.add_argument("--slice", type=Path, help="a smaller folder of the same kind, for the recall comparison")
@@ -335,13 +338,17 @@ def main() -> int:
     try:
         for store in args.store.split(","):
             if store == "milvus":
-                try:
-                    import pymilvus  # noqa: F401
-                    import milvus_lite  # noqa: F401
-                except ImportError as exc:
-                    report["notes"].append(f"milvus skipped: {exc.name} is not installed (pip install -e '.[milvus]')")
+                import importlib.util
+
+                missing = [name for name in ("pymilvus", "milvus_lite") if importlib.util.find_spec(name) is None]
+                if missing:
+                    report["notes"].append(f"milvus skipped: {', '.join(missing)} not installed (pip install -e '.[milvus]')")
                     continue
-            figures = measure_store(args, store, home)
+            try:
+                figures = measure_store(args, store, home)
+            except Exception as exc:  # noqa: BLE001 - one store failing leaves the other's figures
+                report["notes"].append(f"{store} failed: {type(exc).__name__}: {str(exc).strip()[:500]}")
+                continue
             report["stores"][store] = {"figures": figures, "summary": summary(figures)}
     finally:
         if scratch is not None:
@@ -350,8 +357,13 @@ def main() -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    render(report)
+    return 0
+
+
+def render(report: dict) -> None:
     m = report["machine"]
-    print(f"{args.corpus}: {m['cpus']} CPUs, load average {m['load_average_at_start']} at the start, {m['load_average_at_end']} at the end")
+    print(f"{report['corpus']}: {m['cpus']} CPUs, load average {m['load_average_at_start']} at the start, {m['load_average_at_end']} at the end")
     stores = list(report["stores"])
     units = {"_s": "{:.2f} s", "_ms": "{:.1f} ms", "_mb": "{:.0f} MB", "_points": "{:.1f}"}
     rows = []
@@ -364,7 +376,6 @@ def main() -> int:
             print(f"[{store}] {line}")
     for note in report["notes"]:
         print(f"note: {note}")
-    return 0
 
 
 if __name__ == "__main__":
