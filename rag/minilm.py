@@ -27,6 +27,17 @@ _ROWS = 256  # tokens per block of the feed-forward part of a layer
 _BULK = 64
 
 
+def padded(batch_ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of a batch padded to its longest ([PAD] is 0), and the mask of real tokens."""
+    length = max(len(ids) for ids in batch_ids)
+    input_ids = np.zeros((len(batch_ids), length), dtype=np.int64)
+    mask = np.zeros((len(batch_ids), length), dtype=np.float32)
+    for row, ids in enumerate(batch_ids):
+        input_ids[row, :len(ids)] = ids
+        mask[row, :len(ids)] = 1.0
+    return input_ids, mask
+
+
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
@@ -194,12 +205,8 @@ class MiniLM:
 
     def _encode(self, batch_ids: list[list[int]]) -> np.ndarray:
         w = self.w
-        length = max(len(ids) for ids in batch_ids)
-        input_ids = np.zeros((len(batch_ids), length), dtype=np.int64)  # 0 is [PAD]
-        mask = np.zeros((len(batch_ids), length), dtype=np.float32)
-        for row, ids in enumerate(batch_ids):
-            input_ids[row, :len(ids)] = ids
-            mask[row, :len(ids)] = 1.0
+        input_ids, mask = padded(batch_ids)
+        length = input_ids.shape[1]
 
         x = (w["embeddings.word_embeddings.weight"][input_ids]
              + w["embeddings.position_embeddings.weight"][:length]

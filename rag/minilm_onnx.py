@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .minilm import MiniLM
+from .minilm import MiniLM, padded
 
 _OPSET = 20  # Gelu (exact, erf-based) and LayerNormalization are standard operators from here
 
@@ -113,12 +113,8 @@ class OnnxMiniLM:
                                                     disabled_optimizers=["SkipLayerNormFusion"])
 
     def encode(self, batch_ids: list[list[int]]) -> np.ndarray:
-        length = max(len(ids) for ids in batch_ids)
-        input_ids = np.zeros((len(batch_ids), length), dtype=np.int64)  # 0 is [PAD]
-        mask = np.zeros((len(batch_ids), length), dtype=np.float32)
-        for row, ids in enumerate(batch_ids):
-            input_ids[row, :len(ids)] = ids
-            mask[row, :len(ids)] = 1.0
+        input_ids, mask = padded(batch_ids)
+        length = input_ids.shape[1]
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         (hidden,) = self.session.run(None, {"input_ids": input_ids, "positions": np.arange(length, dtype=np.int64),
                                             "attention_bias": bias})
