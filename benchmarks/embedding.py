@@ -115,17 +115,13 @@ def _old_gelu(x: np.ndarray) -> np.ndarray:
 
 def unfused_model(folder: Path):
     """rag/minilm.py's forward pass before (commit f2f8e43), for comparison."""
-    from rag.minilm import MiniLM, _layer_norm
+    from rag.minilm import MiniLM, _layer_norm, padded
 
     class Unfused(MiniLM):
         def _encode(self, batch_ids):
             w = self.w
-            length = max(len(ids) for ids in batch_ids)
-            input_ids = np.zeros((len(batch_ids), length), dtype=np.int64)
-            mask = np.zeros((len(batch_ids), length), dtype=np.float32)
-            for row, ids in enumerate(batch_ids):
-                input_ids[row, :len(ids)] = ids
-                mask[row, :len(ids)] = 1.0
+            input_ids, mask = padded(batch_ids)
+            length = input_ids.shape[1]
             x = (w["embeddings.word_embeddings.weight"][input_ids] + w["embeddings.position_embeddings.weight"][:length]
                  + w["embeddings.token_type_embeddings.weight"][0])
             x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
