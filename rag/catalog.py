@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +150,9 @@ class Catalog:
     def __init__(self, folder: Path, *, writable: bool):
         self.folder = folder
         self.writable = writable
+        # Called inside each transaction just before it commits: a store outside SQLite (Milvus)
+        # sends the writes it held back, one request per batch instead of one per document.
+        self.before_commit: list[Callable[[], None]] = []
         path = folder / FILE_NAME
         try:
             if writable:
@@ -176,6 +179,8 @@ class Catalog:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            for hook in self.before_commit:
+                hook()
         except BaseException:
             # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK
             # would fail and hide the error that says what happened.

@@ -345,6 +345,9 @@ def test_milvus_after_a_kill_during_a_write_shows_the_committed_state_and_the_ne
         handle.catalog.db.execute("BEGIN IMMEDIATE")
         handle.store.upsert(t.PORT_DOC, t.CORPUS[t.PORT_DOC], t.vectors(t.CORPUS[t.PORT_DOC]))
         handle.store.delete(t.PAPER_DOC)
+        handle.store.send()  # what the catalog calls just before COMMIT; killed before the COMMIT
+        assert handle.store.client.query(handle.store.collection, filter="doc == 'doc-gwadar-port.txt'",
+                                         output_fields=["count(*)"])[0]["count(*)"] > 0
         os.kill(os.getpid(), 9)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -363,6 +366,22 @@ def test_milvus_after_a_kill_during_a_write_shows_the_committed_state_and_the_ne
         assert_same_ranking(handle.store.lexical_search(tokens, 5), expected_bm25(held, tokens), 5, 1e-4)
     finally:
         handle.close()
+
+
+def test_milvus_sends_a_transactions_rows_in_one_request_before_it_commits(request, tmp_path, monkeypatch):
+    """Milvus Lite spends about 20 ms on any write request: a batch of documents is one request,
+    sent before the catalog commits, so that a committed document always has its rows."""
+    handle = _handle("milvus", request, tmp_path)
+    requests = []
+    upsert = handle.store.client.upsert
+    monkeypatch.setattr(handle.store.client, "upsert", lambda *a, **k: (requests.append(len(a[1])), upsert(*a, **k))[1])
+    generation = handle.catalog.generation()
+    with handle.catalog.transaction():
+        for doc, chunks in CORPUS.items():
+            handle.store.upsert(doc, chunks, vectors(chunks))
+        assert requests == []  # held back while the transaction is open
+    assert requests == [sum(len(c) for c in CORPUS.values())] and handle.catalog.generation() == generation + 1
+    assert store_ids(handle) == {c.chunk_id for cs in CORPUS.values() for c in cs}
 
 
 def wait_until_no_process_serves(path: Path, timeout: float = 20) -> None:
