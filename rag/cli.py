@@ -160,10 +160,24 @@ _store_option = click.option("--store", type=click.Choice(STORES), default=None,
 
 
 def _ingest_output(as_json: bool):
-    """Per-file lines as they happen (text mode), or nothing until the JSON list at the end."""
+    """Per-file lines as they happen (text mode), or nothing until the JSON list at the end.
+
+    Files that did not change get no line of their own (the summary counts them, --json lists
+    them): a second `add` of 10,000 files would otherwise print 10,000 lines that say nothing.
+    Each line is printed with the progress bars (on stderr) lifted and drawn again below it,
+    instead of into the middle of a bar."""
+    if as_json:
+        return None
+    from tqdm import tqdm
+
     from .display import report_line
 
-    return None if as_json else (lambda report: click.echo(report_line(report)))
+    def echo(report) -> None:
+        if report.status != "unchanged":
+            with tqdm.external_write_mode(file=sys.stdout):
+                click.echo(report_line(report))
+
+    return echo
 
 
 def _finish_ingest(reports, collection: str, seconds: float, as_json: bool) -> None:

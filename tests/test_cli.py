@@ -231,6 +231,10 @@ def test_add_reports_each_file_then_a_summary(home):
     again = run(["add", str(home), "-c", "notes", "--json"])
     assert again.exit_code == 0
     assert sorted(r["status"] for r in json.loads(again.stdout)) == ["skipped", "unchanged", "unchanged"]
+    # Unchanged files are counted, not listed one line each (10,000 of them say nothing).
+    quiet = run(["add", str(home), "-c", "notes"])
+    assert quiet.exit_code == 0 and "port.md" not in quiet.stdout and "trains.txt" not in quiet.stdout
+    assert quiet.stdout.splitlines()[-1].startswith("collection 'notes': 2 unchanged, 1 skipped in")
 
 
 def test_add_exits_1_when_a_file_fails_and_keeps_the_others(home):
