@@ -76,7 +76,26 @@ def _stemmer():
     return snowballstemmer.stemmer("english")
 
 
+# Irregular verb forms, which a suffix stemmer leaves apart ("became" -> "becam", "become" ->
+# "becom"): a passage saying "became" supports a sentence or question saying "become". Forms
+# that are also other common words are left out ("found", "left", "lead", "saw", "bore").
+_IRREGULAR = {form: verb for verb, forms in {
+    "arise": "arose arisen", "become": "became", "begin": "began begun", "break": "broke broken",
+    "bring": "brought", "build": "built", "buy": "bought", "catch": "caught", "choose": "chose chosen",
+    "come": "came", "draw": "drew drawn", "drive": "drove driven", "eat": "ate eaten", "fall": "fell fallen",
+    "feel": "felt", "fight": "fought", "fly": "flew flown", "forget": "forgot forgotten",
+    "freeze": "froze frozen", "give": "gave given", "go": "went gone", "grow": "grew grown", "hear": "heard",
+    "hide": "hid hidden", "hold": "held", "keep": "kept", "know": "knew known", "lose": "lost", "make": "made",
+    "mean": "meant", "meet": "met", "pay": "paid", "ride": "rode ridden", "rise": "rose risen", "run": "ran",
+    "seek": "sought", "sell": "sold", "send": "sent", "shake": "shook shaken", "sing": "sang sung",
+    "sink": "sank sunk", "speak": "spoke spoken", "spend": "spent", "stand": "stood", "steal": "stole stolen",
+    "strike": "struck stricken", "swim": "swam swum", "take": "took taken", "teach": "taught",
+    "tell": "told", "think": "thought", "throw": "threw thrown", "understand": "understood",
+    "wear": "wore worn", "win": "won", "withdraw": "withdrew withdrawn", "write": "wrote written",
+}.items() for form in forms.split()}
+
+
 def stems(text: str) -> set[str]:
-    """Word stems ("aimed" and "aim" -> "aim"): to compare a generated sentence with a passage
-    that says the same thing in another form of the same words."""
-    return set(_stemmer().stemWords(tokenize(text)))
+    """Word stems ("aimed" and "aim" -> "aim"; "became" and "become" -> "becom"): to compare a
+    generated sentence with a passage that says the same thing in another form of the same words."""
+    return set(_stemmer().stemWords([_IRREGULAR.get(w, w) for w in tokenize(text)]))

@@ -17,6 +17,7 @@ Three general failures, three checks:
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from .lexical import STOP_WORDS, mentioned, names_in, words
 
@@ -81,7 +82,8 @@ _WH = r"(?:how|what|which|who|whom|whose|when|where|why)"
 _SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?=(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?{_WH}\b)"
                           rf"|\?\s+(?=(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b)", re.I)
 _WHEN = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?(?:when|what year|which year|what date|which years?)\b", re.I)
-_HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?how (?:many|much|long|old|tall|far|big|large|high|heavy)\b", re.I)
+_HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:how (?:many|much|long|old|tall|far|big|large|high|heavy)"
+                       r"|(?:what|which) (?:share|percentage|proportion|fraction|portion|number|amount)\b)\b", re.I)
 _WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
                   r"|^(?:which|what)\s+(?:\w+\s+)?(?:person|people|man|woman|king|queen|emperor|president|leader|author|writer|"
                   r"composer|scientist|explorer|conquistador|general|actor|actress|player|artist|architect|founder|ruler|pope|"
@@ -110,18 +112,27 @@ def kind_asked(part: str) -> str | None:
     return None
 
 
-def answers_part(part: str, answer: str, question: str) -> bool:
+def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool:
     """Whether `answer` holds the kind of thing `part` asks for (a time, a number, a person),
-    beyond what the question already says; parts of other kinds are taken as answered."""
+    beyond what the question already says; parts of other kinds are taken as answered. `needed`:
+    how many different times or numbers it must hold (the second "when" part of one question needs
+    a second date)."""
     asked = set(words(question))
     new_words = [w for w in words(answer) if w not in asked]
     kind = kind_asked(part)
     if kind == "time":
-        return any(re.fullmatch(r"\d{3,4}s?", w) or _MONTH.fullmatch(w) or w in ("century", "bc", "ad") for w in new_words)
+        years = {w for w in new_words if re.fullmatch(r"\d{3,4}s?", w)}
+        dated = bool(years) or any(_MONTH.fullmatch(w) or w in ("century", "bc", "ad") for w in new_words)
+        return dated and max(len(years), 1) >= needed
     if kind == "number":
         # A year is not a count: "It happened in 1770" does not say how many.
-        return any((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS or w.endswith("fold")
-                   for w in new_words)  # "a hundredfold", "tenfold" are amounts too
+        def is_amount(w: str) -> bool:
+            return w not in asked and ((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS
+                                       or w.endswith("fold"))  # "a hundredfold", "tenfold" are amounts too
+        # One amount may take several words ("30 million"): runs of them count once each.
+        flags = [is_amount(w) for w in words(answer)]
+        amounts = sum(1 for i, flag in enumerate(flags) if flag and (i == 0 or not flags[i - 1]))
+        return amounts >= needed
     if kind == "person":
         # A person the question does not name; a name spelling out one of its abbreviations
         # ("National Basketball Association" for "NBA") is not one.
@@ -160,4 +171,12 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
     """The parts of a question that `answer` leaves without the time, number or person it asks
     for (small models often answer the first part of a compound question only, or answer "When
     ...?" with who did it); a simple question is its own single part."""
-    return [part for part in question_parts(question) if not answers_part(part, answer, question)]
+    missing, seen = [], Counter()
+    for part in question_parts(question):
+        kind = kind_asked(part)
+        # Two parts asking for a time (or a number) are answered by two different ones: "first
+        # performed, and first published?" answered with one year has answered one part only.
+        seen[kind] += 1
+        if not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
+            missing.append(part)
+    return missing

@@ -29,3 +29,11 @@ def test_query_and_passage_forms_meet():
 def test_stop_words_are_lower_case_words():
     assert all(word == word.lower() and word.isalpha() for word in STOP_WORDS)
     assert {"the", "what", "according"} <= STOP_WORDS and "csf" not in STOP_WORDS
+
+
+def test_irregular_verb_forms_share_a_stem():
+    from rag.lexical import stems
+
+    assert stems("He became the first centibillionaire") >= stems("become")
+    assert stems("The bridge was built in 1932") >= stems("When did they build the bridge?") - stems("when did they the")
+    assert stems("found") != stems("find")  # "found" is also "to found": left as it is

@@ -79,6 +79,17 @@ def test_question_parts(question, parts):
     ("How many people did it affect, and when?", "It affected 30 million people in 1770.", []),
     ("How many people did it affect, and when?", "It happened in 1770.", ["How many people did it affect"]),
     ("What is CSF?", "Nothing.", []),
+    # Two "when" parts answered with one year: the second part is still open.
+    ("When was the play first performed, and when was it first published?", "It was first performed in 1606.",
+     ["when was it first published?"]),
+    ("When was the play first performed, and when was it first published?",
+     "It was first performed in 1606 and published in 1623.", []),
+    ("How many ships sailed, and how many returned?", "Five ships sailed.", ["how many returned?"]),
+    # "What share ..." asks for an amount; "30 million" is one amount, not two.
+    ("How many people did the famine affect, and what share of the population was that?", "It affected 30 million people.",
+     ["what share of the population was that?"]),
+    ("How many people did the famine affect, and what share of the population was that?",
+     "It affected 30 million people, a third of the population.", []),
 ])
 def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
