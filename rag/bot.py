@@ -351,8 +351,12 @@ def open_for_queries(settings: Settings, embedder: Embedder):
 
 
 def gave_nothing(checked: CheckedAnswer) -> bool:
-    """The model declined, or replied nothing that could be checked (not even a wrong claim)."""
-    return checked.declined and not checked.sentences
+    """The model declined, replied nothing that could be checked, or every sentence it wrote failed
+    the check: nothing of the reply can be shown. Asking again (the best passage alone, then a
+    quote, then pointing) is guarded by the same check; measured in the issue note: a wrong number
+    ("30 bits" for "4300 digits"), the prompt's invented example copied back, or a passage's
+    "three-eighths" written as "3/8" had ended in a decline with the answer in the passages."""
+    return checked.declined and not any(s.supported for s in checked.sentences)
 
 
 def final_answer(items: Iterator[str | Answer]) -> Answer:

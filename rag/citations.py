@@ -83,16 +83,20 @@ def initialisms(text: str) -> set[str]:
     return found
 
 
-def _support(sentence: str, passages: list[str], question: str) -> tuple[float, list[str]]:
-    """Score in 0..1 of how much of `sentence` the passages state, and the facts they lack."""
+def _support(sentence: str, passages: list[str], question: str, labels: list[str] = ()) -> tuple[float, list[str]]:
+    """Score in 0..1 of how much of `sentence` the passages state, and the facts they lack.
+    `labels`: the passages' document titles and sections, which may hold the names and numbers
+    of what the passages are about ("The R FAQ thanks ..." from a passage of the R FAQ that never
+    repeats its name; "Python 3.11 ..." from "What's New In Python 3.11")."""
     evidence = " ".join(passages)
     evidence_words = stems(evidence)
-    evidence_lower = evidence.lower()
-    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(evidence))
+    named = " ".join([evidence, *labels])
+    named_lower = named.lower()
+    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(named))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
-    abbreviations = initialisms(evidence)
-    missing += sorted(n for n in names_in(sentence) if not mentioned(n, evidence_lower) and n not in abbreviations)
+    abbreviations = initialisms(named)
+    missing += sorted(n for n in names_in(sentence) if not mentioned(n, named_lower) and n not in abbreviations)
     words = stems(sentence) - stems(question) - _FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing
@@ -147,9 +151,9 @@ def _source_span(hit: Hit, start: int, end: int, documents: Mapping[str, Documen
     return document.page_span(*document.original_span(clean_start + start, clean_start + end))
 
 
-def _best_supporting_passage(sentence: str, passages: list[str], question: str) -> int | None:
+def _best_supporting_passage(sentence: str, passages: list[str], question: str, labels: list[str]) -> int | None:
     """Number of the passage that supports `sentence` best, if one supports it at all."""
-    scored = [(_support(sentence, [p], question), n) for n, p in enumerate(passages, start=1)]
+    scored = [(_support(sentence, [p], question, [label]), n) for n, (p, label) in enumerate(zip(passages, labels), start=1)]
     supporting = [(score, n) for (score, missing), n in scored if score >= MIN_WORD_SUPPORT and not missing]
     return max(supporting, key=lambda item: (item[0], -item[1]))[1] if supporting else None
 
@@ -161,15 +165,15 @@ def _focus(question: str, hit: Hit) -> set[str]:
     return set(tokenize(question)) - set(tokenize(hit.title))
 
 
-def _attribute(sentence: str, cited: list[int], passages: list[str], question: str) -> CheckedSentence:
+def _attribute(sentence: str, cited: list[int], passages: list[str], question: str, labels: list[str]) -> CheckedSentence:
     """Check `sentence` against the passages it cites; if they do not back it (or it cites none),
     attribute it to the one passage that does, if any: small models often cite [1] for everything."""
-    score, missing = _support(sentence, [passages[n - 1] for n in cited], question) if cited else (0.0, [])
+    score, missing = _support(sentence, [passages[n - 1] for n in cited], question, [labels[n - 1] for n in cited]) if cited else (0.0, [])
     if not cited or score < MIN_WORD_SUPPORT or missing:
-        best = _best_supporting_passage(sentence, passages, question)
+        best = _best_supporting_passage(sentence, passages, question, labels)
         if best is not None:
             cited = [best]
-            score, missing = _support(sentence, [passages[best - 1]], question)
+            score, missing = _support(sentence, [passages[best - 1]], question, [labels[best - 1]])
     supported = bool(cited) and score >= MIN_WORD_SUPPORT and not missing
     return CheckedSentence(sentence, cited, supported, score, missing)
 
@@ -177,14 +181,14 @@ def _attribute(sentence: str, cited: list[int], passages: list[str], question: s
 _CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[—–-](?=\s)")
 
 
-def _supported_prefix(sentence: str, cited: list[int], passages: list[str], question: str) -> CheckedSentence | None:
+def _supported_prefix(sentence: str, cited: list[int], passages: list[str], question: str, labels: list[str]) -> CheckedSentence | None:
     """The longest part of `sentence` up to a clause boundary that its passages back and that says
     more than the question, with the cut ending in `removed`; None when there is no such part."""
     for cut in reversed([m.start() for m in _CLAUSE_END.finditer(sentence)]):
         prefix = sentence[:cut].rstrip()
         if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question):
             continue
-        result = _attribute(prefix, cited, passages, question)
+        result = _attribute(prefix, cited, passages, question, labels)
         if result.supported:
             result.removed = sentence[cut:].strip(" ,;:—–-")
             return result
@@ -299,6 +303,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)) or _says_nothing(text, question):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
+    labels = [f"{h.title or ''}\n{h.section or ''}" for h in hits]
     sentences = _parse(text, len(hits))
     if not sentences:
         sentences = _extract_for_markers(text, hits, question)
@@ -306,11 +311,11 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         sentences = _extract_best(hits, question)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
-        result = _attribute(sentence, cited, passages, question)
+        result = _attribute(sentence, cited, passages, question, labels)
         if not result.supported:
             # Small models often end a backed statement with an unbacked flourish (", which leads
             # to ..."): keep the longest backed part and report the rest as removed.
-            result = _supported_prefix(sentence, cited, passages, question) or result
+            result = _supported_prefix(sentence, cited, passages, question, labels) or result
         checked.append(result)
 
     for sentence in checked:
@@ -331,7 +336,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     for n in sorted({n for s in shown for n in s.cited}):
         hit = hits[n - 1]
         citing = [s for s in shown if n in s.cited]
-        pair_scores = [_support(s.text, [hit.text], question) for s in citing]
+        pair_scores = [_support(s.text, [hit.text], question, [labels[n - 1]]) for s in citing]
         best = max(range(len(citing)), key=lambda i: pair_scores[i][0])
         quote_start, quote_end = _best_sentence(hit.text, citing[best].text)
         page, start, end = _source_span(hit, quote_start, quote_end, documents)

@@ -124,11 +124,21 @@ def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, 
     assert NOT_FOUND in answer.raw_answer
 
 
-def test_answer_the_check_rejects_entirely_is_declined_as_unsupported(make_bot):
-    bot, _ = make_bot(lambda m: f"The Gwadar port was built by Musharraf in 1999 [{passage_number(m, 'Gwadar port opened')}].")
-    answer = bot.ask("When did the Gwadar port open?")
+def test_answer_the_check_rejects_entirely_is_retried_then_declined_as_unsupported(make_bot):
+    wrong = lambda m: f"The Gwadar port was built by Musharraf in 1999 [{passage_number(m, 'Gwadar port opened')}]."  # noqa: E731
+    bot, generator = make_bot(wrong, wrong, wrong)
+    answer = bot.ask("Who built the Gwadar port?")
+    assert len(generator.calls) == 3  # the answer, once more with the best passage, then pointing
     assert not answer.answered and answer.decline_reason == "unsupported" and answer.answer == REFUSAL
     assert answer.unsupported_sentences == ["The Gwadar port was built by Musharraf in 1999."]
+
+
+def test_an_answer_the_check_rejects_entirely_is_retried_like_a_decline(make_bot):
+    wrong = lambda m: f"The Gwadar port opened in 1999 [{passage_number(m, 'Gwadar port opened')}]."  # noqa: E731
+    right = lambda m: f"The Gwadar port opened in 2007 [{passage_number(m, 'Gwadar port opened')}]."  # noqa: E731
+    bot, generator = make_bot(wrong, right)
+    answer = bot.ask("When did the Gwadar port open?", k=3)
+    assert len(generator.calls) == 2 and answer.answered and "2007" in answer.answer and "1999" not in answer.answer
 
 
 def test_unsupported_sentence_is_removed_from_an_answer(make_bot):

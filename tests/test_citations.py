@@ -298,3 +298,19 @@ def test_a_number_of_the_question_may_be_in_the_cited_document_s_title():
     assert not checked.declined and checked.citations[0].supported
     other = [Hit(1, Chunk("c1", "x.html", "Other notes", "", 0, 80, chunk.text), 1.0)]
     assert check_answer("The -P command line option disables prepending the script directory [1].", other, question, {}).declined
+
+
+def test_a_name_or_number_of_the_cited_document_s_title_supports_a_sentence():
+    """A passage of the R FAQ need not repeat "R FAQ" for "The R FAQ thanks ..." to be backed; the
+    same sentence from a passage of another document is not."""
+    from rag.citations import check_answer
+    from rag.schema import Chunk, Hit
+
+    text = "Thanks to Martin Maechler, there are several mailing lists devoted to R."
+    question = "Whom does the R FAQ thank for R's mailing lists?"
+    answer = "The R FAQ thanks Martin Maechler for R's mailing lists [1]."
+    faq = [Hit(1, Chunk("c1", "R-FAQ.pdf", "R FAQ", "2.9 What mailing lists exist for R?", 0, len(text), text), 1.0)]
+    checked = check_answer(answer, faq, question, {})
+    assert not checked.declined and checked.citations[0].supported
+    other = [Hit(1, Chunk("c1", "R-intro.pdf", "An Introduction to R", "Mailing lists", 0, len(text), text), 1.0)]
+    assert check_answer(answer, other, question, {}).declined
