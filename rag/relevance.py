@@ -91,7 +91,8 @@ _WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
-                 "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion", "half", "third", "quarter", "dozen"}
+                 "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion", "half", "third", "quarter", "dozen",
+                 "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "hundredth"}  # fractions: "three-eighths"
 
 
 def question_parts(question: str) -> list[str]:
@@ -127,7 +128,8 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
     if kind == "number":
         # A year is not a count: "It happened in 1770" does not say how many.
         def is_amount(w: str) -> bool:
-            return w not in asked and ((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w)) or w in _NUMBER_WORDS
+            return w not in asked and ((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w))
+                                       or any(part.removesuffix("s") in _NUMBER_WORDS for part in w.split("-"))  # "three-eighths"
                                        or w.endswith("fold"))  # "a hundredfold", "tenfold" are amounts too
         # One amount may take several words ("30 million"): runs of them count once each.
         flags = [is_amount(w) for w in words(answer)]

@@ -90,6 +90,7 @@ def test_question_parts(question, parts):
      ["what share of the population was that?"]),
     ("How many people did the famine affect, and what share of the population was that?",
      "It affected 30 million people, a third of the population.", []),
+    ("What share of a statue's size is its head?", "The heads account for three-eighths of the size of the statue.", []),
 ])
 def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
