@@ -44,8 +44,6 @@ def free_port() -> int:
 @contextmanager
 def llama_server(log_path: Path):
     """llama-cpp-python's server on the packaged model, as the in-process backend runs it; yields its URL."""
-    import httpx
-
     from rag.generators.llama_cpp import LLAMA_FLASH_ATTN, LLAMA_N_BATCH, LLAMA_N_UBATCH, threads_free
     from rag.generators.model_files import default_gguf_path
     from rag.settings import Settings
@@ -58,23 +56,33 @@ def llama_server(log_path: Path):
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.context_tokens),
                "--n_batch", str(LLAMA_N_BATCH), "--n_ubatch", str(LLAMA_N_UBATCH), "--flash_attn", str(LLAMA_FLASH_ATTN).lower(),
                "--n_threads", str(decode_threads), "--n_threads_batch", str(threads), "--interrupt_requests", "false"]
+    with serving(command, f"http://127.0.0.1:{port}/v1/models", log_path):
+        yield f"http://127.0.0.1:{port}/v1"
+
+
+@contextmanager
+def serving(command: list[str], health_url: str, log_path: Path, *, timeout: float = 180,
+            env: dict[str, str] | None = None, name: str = "the server"):
+    """Start `command` (its output to `log_path`), wait until `health_url` answers 200, and stop it
+    at the end, whatever happens."""
+    import httpx
+
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                raise SystemExit(f"the server exited with {process.returncode}; see {log_path}")
+                raise SystemExit(f"{name} exited with {process.returncode}; see {log_path}")
             try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                if httpx.get(health_url, timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise SystemExit(f"the server did not answer within 180 s; see {log_path}")
+                raise SystemExit(f"{name} did not answer within {timeout:.0f} s; see {log_path}")
             time.sleep(0.5)
-        yield url
+        yield process
     finally:
         process.terminate()
         try:
