@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 
 from rag.bot import Bot
-from rag.citations import _sentence_spans
+from rag.citations import sentence_spans
 from rag.evaluation import is_correct, load_questions
 from rag.lexical import stems
 from rag.passages import select_passages
@@ -28,7 +28,7 @@ def best_sentence(hits, question):
     best = (0, 0.0, "")
     for hit in hits:
         focus = stems(question) - stems(hit.title)
-        for start, end in _sentence_spans(hit.text):
+        for start, end in sentence_spans(hit.text):
             sentence = hit.text[start:end]
             overlap = len(focus & stems(sentence))
             if overlap > best[0]:

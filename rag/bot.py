@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, pointed_answer, quote_answer, strip_markers
+from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, strip_markers
+from .quoting import pointed_answer, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
@@ -214,7 +215,7 @@ class Bot:
                 hits, messages, text, checked = focused, retry_messages, retry_text, retry
         if gave_nothing(checked):
             # Still declined, yet a passage sentence may nearly restate the question: then it is
-            # the answer, quoted verbatim (see QUOTE_MIN_STEMS for how "nearly" was measured).
+            # the answer, quoted verbatim (see quoting.QUOTE_MIN_STEMS for how "nearly" was measured).
             quoted = quote_answer(hits, standalone, self.documents, known)
             if quoted.declined:
                 quoted = self._pointed_sentence(standalone, hits, state, known)

@@ -125,7 +125,7 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
     return result
 
 
-def _sentence_spans(passage: str) -> list[tuple[int, int]]:
+def sentence_spans(passage: str) -> list[tuple[int, int]]:
     """Spans of the passage's sentences; paragraph breaks end a sentence too (a heading or a
     dateline has no full stop)."""
     spans = [span for block in re.finditer(r"[^\n]+", passage) for span in split_sentences(block.group(), block.start())]
@@ -135,7 +135,7 @@ def _sentence_spans(passage: str) -> list[tuple[int, int]]:
 def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
     """Span within `passage` of its sentence that shares most words with `sentence`."""
     target = set(tokenize(sentence))
-    return max(_sentence_spans(passage), key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
+    return max(sentence_spans(passage), key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
 
 
 def _source_span(hit: Hit, start: int, end: int, documents: Mapping[str, Document]) -> tuple[int | None, int, int]:
@@ -217,14 +217,14 @@ def _adds_nothing(sentence: str, question: str) -> bool:
     return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS)
 
 
-def _best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> tuple[str, int] | None:
+def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> tuple[str, int] | None:
     """The passage sentence sharing most of the question's `words` (less those of the passage's
     document title, which say which document, not what is asked) among those `qualifies(overlap,
     focus size)` accepts, with its passage number; the earliest wins a tie."""
     best: tuple[int, int, str] | None = None
     for n, hit in enumerate(hits, start=1):
         focus = words(question) - words(hit.title)
-        for start, end in _sentence_spans(hit.text):
+        for start, end in sentence_spans(hit.text):
             overlap = len(focus & words(hit.text[start:end]))
             if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]):
                 best = (overlap, n, hit.text[start:end])
@@ -238,7 +238,7 @@ def _token_set(text: str) -> set[str]:
 def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """The passage sentence sharing most words with the question (at least MIN_FOCUS_OVERLAP),
     verbatim, in place of an answer that said nothing; none when no sentence matches that well."""
-    found = _best_matching_sentence(hits, question, _token_set, lambda overlap, _: overlap >= MIN_FOCUS_OVERLAP)
+    found = best_matching_sentence(hits, question, _token_set, lambda overlap, _: overlap >= MIN_FOCUS_OVERLAP)
     return [(found[0], [found[1]])] if found else []
 
 
@@ -363,27 +363,6 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     )
 
 
-# When the model declines, a passage sentence holding this many of the question's word stems
-# (less those of the document's title), and this share of them, is the answer, quoted. Measured by
-# benchmarks/quote_threshold.py over the six question sets (149 answerable, 41 unanswerable,
-# without the model): at >= 4 and 75%, 31 answerable questions had such a sentence holding the
-# answer, and 1 unanswerable had one; at >= 2 and 75%, 43 and the same 1 (wk23, whose sentence
-# names no one: the answer-type check of relevance.py rejects it); at 60%, 59 and 10.
-QUOTE_MIN_STEMS = 2
-QUOTE_MIN_SHARE = 0.75
-
-
-def quote_answer(hits: list[Hit], question: str, documents: Mapping[str, Document],
-                 known: Callable[[str], bool] | None = None) -> CheckedAnswer:
-    """The passage sentence that nearly restates the question, as a checked answer citing it;
-    declined when no sentence holds enough of the question's words."""
-    found = _best_matching_sentence(
-        hits, question, stems, lambda overlap, focus: overlap >= QUOTE_MIN_STEMS and overlap >= QUOTE_MIN_SHARE * focus)
-    if found is None:
-        return CheckedAnswer("", [], [], [], declined=True)
-    return check_answer(f"{found[0]} [{found[1]}]", hits, question, documents, known)
-
-
 def merge_answers(first: CheckedAnswer, second: CheckedAnswer) -> CheckedAnswer:
     """One answer from two checked answers over the same numbered passages (a compound
     question's parts): texts joined, citations of the same passage kept once."""
@@ -395,34 +374,3 @@ def merge_answers(first: CheckedAnswer, second: CheckedAnswer) -> CheckedAnswer:
         unsupported=first.unsupported + second.unsupported,
         declined=first.declined and second.declined,
     )
-
-
-# A sentence the model points at after declining is quoted when it holds this many of the
-# question's stems (less its document title's) and this share of them, and gives the kind of
-# thing asked (relevance.answers_part). Lower than QUOTE_MIN_SHARE: the model, not word overlap
-# alone, chose the sentence.
-POINTED_MIN_STEMS = 2
-POINTED_MIN_SHARE = 0.5
-
-
-def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
-                   known: Callable[[str], bool] | None = None) -> CheckedAnswer:
-    """The passage sentence the model copied in `reply`, as a checked answer citing it; declined
-    when the copy is not found word for word in a passage or says too little of the question."""
-    from .relevance import answers_part
-
-    declined = CheckedAnswer("", [], [], [], declined=True)
-    copied = " ".join(strip_markers(reply).split()).strip(" .\"'")
-    if model_declined(reply) or len(copied) < 15:
-        return declined
-    for n, hit in enumerate(hits, start=1):
-        for start, end in _sentence_spans(hit.text):
-            sentence = hit.text[start:end]
-            if copied.lower() not in " ".join(sentence.split()).lower():
-                continue
-            focus = stems(question) - stems(hit.title)
-            overlap = len(focus & stems(sentence))
-            if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question):
-                return declined
-            return check_answer(f"{sentence} [{n}]", hits, question, documents, known)
-    return declined

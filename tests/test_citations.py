@@ -271,7 +271,7 @@ def test_an_abbreviation_of_a_name_the_passage_spells_out_is_backed(hits, docume
 
 
 def test_a_sentence_nearly_restating_the_question_is_quoted(hits, documents):
-    from rag.citations import quote_answer
+    from rag.quoting import quote_answer
 
     result = quote_answer(hits, "When did relations become tense and IMET cease operations?", documents)
     assert not result.declined
@@ -280,7 +280,7 @@ def test_a_sentence_nearly_restating_the_question_is_quoted(hits, documents):
 
 
 def test_no_quote_when_a_sentence_holds_only_some_of_the_question(hits, documents):
-    from rag.citations import quote_answer
+    from rag.quoting import quote_answer
 
     # The IMET sentence shares IMET, trained and officers: 3 of 6 question stems.
     assert quote_answer(hits, "How many IMET officers trained in Pakistan in 2020?", documents).declined

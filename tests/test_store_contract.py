@@ -230,6 +230,19 @@ def test_upsert_keeps_a_chunk_id_that_the_new_version_keeps(store):
     assert store.store.documents().get(PORT_DOC) is None and store.store.documents()["doc-port-v2"] == 1
 
 
+def test_chunks_found_by_a_search_then_replaced_are_read_as_they_are_now(store):
+    """A store may keep what a search returned for `chunks`; a write after the search must show."""
+    store.write(CORPUS)
+    chunk = CORPUS[PAPER_DOC][0]
+    assert chunk.chunk_id in ids(store.store.dense_search(vectors([chunk])[0], 3))
+    renamed = replace(chunk, source="elsewhere/review.md")
+    with store.catalog.transaction():
+        store.store.rename(PAPER_DOC, "elsewhere/review.md")
+    assert store.store.chunks([chunk.chunk_id]) == {chunk.chunk_id: renamed}
+    store.delete(PAPER_DOC)
+    assert store.store.chunks([chunk.chunk_id]) == {}
+
+
 def test_delete_is_visible_at_once(store):
     store.write(CORPUS)
     store.delete(NOTES_DOC)

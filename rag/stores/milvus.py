@@ -75,6 +75,7 @@ LITE_START_TIMEOUT = 60  # the Lite child process starting on a busy machine
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, which the embedded store uses
 MAX_LIMIT = 16384  # Milvus's largest top k and query window
 _BATCH = 500
+_FOUND_KEPT = 2000  # search rows kept for `chunks` (a search returns at most a few hundred)
 _META_KEY = "milvus_collection"
 _MAX_TOKENS_BYTES = 65535  # Milvus's largest VARCHAR
 
@@ -254,6 +255,10 @@ class MilvusStore:
         # are sent when the catalog is about to commit (`send`), or before anything reads or
         # deletes rows, so that Milvus never lags behind what this store has accepted.
         self._unsent: list[dict] = []
+        # The rows the last searches returned, records included: retrieval reads the chunks of the
+        # candidates it just found, and taking them from the search's reply saves a query (10 ms
+        # of the 39 ms a warm search took on 27,000 chunks in Milvus Lite).
+        self._found: dict[str, dict] = {}
 
     # --- Milvus calls ------------------------------------------------------------------------------
 
@@ -424,10 +429,13 @@ class MilvusStore:
             with self._milvus("search"):
                 found = self.client.search(self.collection, data=[data], anns_field=field, limit=limit,
                                            filter=f"version <= {int(generation)}", search_params={"metric_type": metric},
-                                           output_fields=["chunk_id", "doc", "version"], timeout=REQUEST_TIMEOUT,
+                                           output_fields=["chunk_id", "doc", "version", "record"], timeout=REQUEST_TIMEOUT,
                                            retry_times=RETRIES)[0]
             hits = [{**hit["entity"], "score": float(hit["distance"])} for hit in found]
             visible = self._visible(hits)
+            if len(self._found) > _FOUND_KEPT:
+                self._found.clear()
+            self._found.update((h["chunk_id"], h) for h in visible)
             # Rows not yet removed (replaced, or of an interrupted write) can take places: ask for more.
             if len(visible) >= k or len(hits) < limit or limit >= MAX_LIMIT:
                 return [(h["chunk_id"], h["score"]) for h in visible[:k]]
@@ -448,8 +456,10 @@ class MilvusStore:
                 if score > 0]
 
     def chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
-        found: dict[str, Chunk] = {}
-        ids = list(dict.fromkeys(chunk_ids))
+        # Rows a search returned are still the committed ones if their document's version is.
+        found = {row["chunk_id"]: Chunk.from_dict(row["record"])
+                 for row in self._visible([self._found[i] for i in chunk_ids if i in self._found])}
+        ids = [i for i in dict.fromkeys(chunk_ids) if i not in found]
         self.send()
         generation = self._generation()
         for start in range(0, len(ids), _BATCH):
