@@ -48,14 +48,20 @@ def tokenize(text: str) -> list[str]:
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
 
 
+def at_sentence_start(text: str, position: int) -> bool:
+    """Whether `position` starts a sentence: the text's start, or after ". " (punctuation and a
+    space), not inside a dotted name such as "asyncio.TaskPool"."""
+    before = text[:position]
+    return not before.strip() or (before[-1].isspace() and before.rstrip()[-1] in ".!?:")
+
+
 def names_in(text: str) -> set[str]:
     """Capitalised words that look like names. A sentence's first word is capitalised anyway
     ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
     names = set()
     for match in _NAME.finditer(text):
         raw = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s")
-        sentence_start = not text[:match.start()].strip() or text[:match.start()].rstrip()[-1] in ".!?:"
-        if sentence_start and not (raw.isupper() and len(raw) > 1):
+        if at_sentence_start(text, match.start()) and not (raw.isupper() and len(raw) > 1):
             continue
         word = raw.lower()
         if word not in STOP_WORDS and not word.isdigit():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .lexical import STOP_WORDS, mentioned, names_in, words
+from .lexical import STOP_WORDS, at_sentence_start, mentioned, names_in, words
 
 # Opposite ends of an event or a sequence. A question naming one side, answered by a sentence
 # holding only words of the other side, is answered about the wrong end.
@@ -143,7 +143,7 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         ignored = names_in(question) | _spelled_out(answer, asked)
         for run in re.finditer(r"[A-Z][\w'’.-]*(?:\s+(?:(?:van|von|de|da|del|der|di|du|la|le|bin|ibn|al)\s+)?[A-Z][\w'’.-]*)*", answer):
             text = run.group()
-            if (not answer[:run.start()].strip() or answer[:run.start()].rstrip()[-1] in ".!?:") and len(answer.split()) > 3:
+            if at_sentence_start(answer, run.start()) and len(answer.split()) > 3:
                 # A sentence's first word is capitalised anyway ("Widely regarded ..."); an answer
                 # of a few words ("Leibniz.") is the name itself.
                 text = text.partition(" ")[2]

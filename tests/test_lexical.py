@@ -37,3 +37,11 @@ def test_irregular_verb_forms_share_a_stem():
     assert stems("He became the first centibillionaire") >= stems("become")
     assert stems("The bridge was built in 1932") >= stems("When did they build the bridge?") - stems("when did they the")
     assert stems("found") != stems("find")  # "found" is also "to found": left as it is
+
+
+def test_a_capitalised_word_after_a_dot_inside_a_name_is_a_name():
+    from rag.lexical import names_in
+
+    # "asyncio.TaskPool" is not a sentence start: TaskPool is a name the documents must know.
+    assert names_in("What does the asyncio.TaskPool class added in Python 3.11 do?") == {"taskpool", "python"}
+    assert names_in("It ended. However the CSF paid. Then IMET ran") == {"csf", "imet"}
