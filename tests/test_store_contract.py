@@ -108,12 +108,12 @@ def assert_same_ranking(got: list[tuple[str, float]], everything: list[tuple[str
 @pytest.fixture(scope="module")
 def lite_file(tmp_path_factory):
     """One Milvus Lite process for the module's tests (each test has a collection of its own)."""
-    from rag.stores.milvus import _lite_start, _lite_stop
+    from rag.stores.milvus_lite import lite_start, lite_stop
 
     path = tmp_path_factory.mktemp("milvus") / "shared.db"
-    _lite_start(path)
+    lite_start(path)
     yield path
-    _lite_stop(path)
+    lite_stop(path)
 
 
 class Handle:
@@ -325,10 +325,10 @@ def test_restart_keeps_everything(real_store, tmp_path):
     held = {d: c for d, c in CORPUS.items() if d != NOTES_DOC}
     real_store.reopen(writable=False)
     if real_store.kind == "milvus":
-        from rag.stores import milvus
+        from rag.stores import milvus_lite
 
         real_store.close()
-        assert str((tmp_path / "own" / "milvus.db").resolve()) not in milvus._lite_users  # its process was stopped
+        assert str((tmp_path / "own" / "milvus.db").resolve()) not in milvus_lite.lite_users  # its process was stopped
         real_store.open(writable=False)
     assert real_store.store.documents() == {doc: len(chunks) for doc, chunks in held.items()}
     for query in QUERIES:
@@ -473,7 +473,7 @@ def test_a_milvus_server_that_is_down_is_one_line_naming_the_uri_within_seconds(
 
 
 def test_milvus_lite_dying_mid_session_is_one_line_naming_the_file(tmp_path):
-    from rag.stores.milvus import MilvusError, _import_milvus_lite
+    from rag.stores.milvus_lite import MilvusError, _import_milvus_lite
 
     path = tmp_path / "own" / "milvus.db"
     handle = Handle("milvus", tmp_path / "own", str(path))
@@ -514,7 +514,8 @@ def test_a_milvus_lite_file_open_in_another_process_is_a_clear_error(tmp_path):
                                           ("x" * 40 + ".db", "file name")])
 def test_a_milvus_uri_that_is_neither_a_server_nor_a_lite_file_is_refused(tmp_path, uri, problem):
     from rag.errors import ConfigError
-    from rag.stores.milvus import is_server, lite_path
+    from rag.stores.milvus import is_server
+    from rag.stores.milvus_lite import lite_path
 
     assert is_server("http://localhost:19530") and is_server("https://milvus.example.org") and not is_server("milvus.db")
     assert lite_path(tmp_path, "milvus.db") == tmp_path / "milvus.db"

@@ -40,11 +40,9 @@ count in Milvus's BM25 statistics, so lexical scores are exact only after a comm
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sqlite3
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -56,12 +54,12 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..chunking import searchable_text
-from ..errors import ConfigError, IndexCorruptError, PakusError
+from ..errors import ConfigError, IndexCorruptError
 from ..lexical import tokenize
 from ..schema import Chunk
 from .base import knows_word
+from .milvus_lite import ENV_URI, MilvusError, lite_path, lite_start, lite_stop, quiet_logging
 
-ENV_URI = "PAKUS_MILVUS_URI"
 ENV_TOKEN = "PAKUS_MILVUS_TOKEN"
 ENV_TIMEOUT = "PAKUS_MILVUS_TIMEOUT"
 DEFAULT_FILE = "milvus.db"
@@ -87,10 +85,6 @@ CREATE TABLE IF NOT EXISTS milvus_garbage (doc TEXT NOT NULL, below INTEGER NOT 
 """
 
 
-class MilvusError(PakusError):
-    """Milvus cannot be reached, or refused a request."""
-
-
 def options_from_env() -> dict[str, Any]:
     """What a new Milvus collection records in `collection.json`: its URI (PAKUS_MILVUS_URI, or a
     Milvus Lite file in the collection's folder). The token stays in the environment."""
@@ -99,104 +93,6 @@ def options_from_env() -> dict[str, Any]:
 
 def is_server(uri: str) -> bool:
     return urlparse(uri).scheme.lower() in SERVER_SCHEMES
-
-
-def lite_path(folder: Path, uri: str) -> Path:
-    """The Milvus Lite file a path URI names (relative to the collection's folder), checked
-    against what Milvus Lite accepts."""
-    path = Path(os.path.expanduser(uri))
-    path = path if path.is_absolute() else folder / path
-    if path.suffix != ".db":
-        raise ConfigError(f"Milvus URI {uri!r}: use http://host:port for a server, or a file name ending in .db for Milvus Lite")
-    if not re.fullmatch(r"[A-Za-z0-9._-]{1,35}", path.name):
-        raise ConfigError(f"Milvus Lite file name {path.name!r}: use at most 35 letters, digits, '.', '_' or '-'")
-    return path
-
-
-def _quiet_logging() -> None:
-    """pymilvus logs every failed call to stderr through its own handlers, and milvus-lite logs
-    through the root logger; pakus reports every failure itself, in one line."""
-    for name in ("pymilvus", "pymilvus.milvus_client", "pymilvus.decorators"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-    root = logging.getLogger()
-    if not any(isinstance(f, _LiteLogFilter) for f in root.filters):
-        root.addFilter(_LiteLogFilter())
-
-
-class _LiteLogFilter(logging.Filter):
-    """Keeps milvus-lite's messages (it logs on the root logger) out of stderr; the last one is
-    kept for the error pakus raises."""
-
-    last = ""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "milvus_lite" in (record.pathname or ""):
-            _LiteLogFilter.last = record.getMessage()
-            return False
-        return True
-
-
-def _import_milvus_lite():
-    """milvus-lite 2.5 imports `pkg_resources` for its version string only; setuptools 81+ no longer
-    has it. A stand-in is present for that one import, then removed."""
-    import sys
-    import types
-
-    try:
-        import milvus_lite.server_manager as manager
-        return manager
-    except ModuleNotFoundError as exc:
-        if exc.name != "pkg_resources":
-            raise ConfigError("a Milvus Lite file needs the milvus-lite package: pip install 'pakus[milvus]' "
-                              f"(or set {ENV_URI} to a Milvus server, http://host:19530)") from None
-    from importlib.metadata import PackageNotFoundError, version
-
-    stand_in = types.ModuleType("pkg_resources")
-    stand_in.DistributionNotFound = PackageNotFoundError
-    stand_in.get_distribution = lambda name: types.SimpleNamespace(version=version(name))
-    sys.modules["pkg_resources"] = stand_in
-    try:
-        for name in [n for n in sys.modules if n == "milvus_lite" or n.startswith("milvus_lite.")]:
-            del sys.modules[name]
-        import milvus_lite.server_manager as manager
-        return manager
-    finally:
-        if sys.modules.get("pkg_resources") is stand_in:
-            del sys.modules["pkg_resources"]
-
-
-# --- Milvus Lite child processes, one per file, shared by the stores of this process -------------
-
-_lite_lock = threading.Lock()
-_lite_users: dict[str, int] = {}
-
-
-def _lite_start(path: Path) -> str:
-    """Start (or share) the Milvus Lite process serving `path`; returns its socket URI."""
-    manager = _import_milvus_lite()
-    key = str(path.resolve())
-    with _lite_lock:
-        _LiteLogFilter.last = ""
-        address = manager.server_manager_instance.start_and_get_uri(key)
-        if address is None:
-            why = _LiteLogFilter.last
-            if "opened by another program" in why:
-                raise MilvusError(f"Milvus Lite file {path} is open in another process (Milvus Lite serves one process at a "
-                                  "time); wait for it to finish, or use a Milvus server (PAKUS_MILVUS_URI=http://host:19530)")
-            raise MilvusError(f"cannot start Milvus Lite on {path}" + (f" ({why})" if why else ""))
-        _lite_users[key] = _lite_users.get(key, 0) + 1
-        return address
-
-
-def _lite_stop(path: Path) -> None:
-    """One store of this process is done with `path`; the last one stops its process."""
-    manager = _import_milvus_lite()
-    key = str(path.resolve())
-    with _lite_lock:
-        _lite_users[key] = _lite_users.get(key, 1) - 1
-        if _lite_users[key] <= 0:
-            del _lite_users[key]
-            manager.server_manager_instance.release_server(key)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -523,7 +419,7 @@ def _connect(folder: Path, uri: str, *, writable: bool):
         from pymilvus import MilvusClient
     except ImportError:
         raise ConfigError("the milvus store needs pymilvus and milvus-lite: pip install 'pakus[milvus]'") from None
-    _quiet_logging()
+    quiet_logging()
     if is_server(uri):
         raw = os.environ.get(ENV_TIMEOUT, "").strip()
         try:
@@ -543,13 +439,13 @@ def _connect(folder: Path, uri: str, *, writable: bool):
         path.parent.mkdir(parents=True, exist_ok=True)
     if not writable and not path.exists():
         raise IndexCorruptError(f"the collection's Milvus Lite file {path} is missing; rebuild it: pakus add PATH --force")
-    address = _lite_start(path)
+    address = lite_start(path)
     try:
         client = MilvusClient(uri=address, timeout=LITE_START_TIMEOUT)
     except Exception as exc:
-        _lite_stop(path)
+        lite_stop(path)
         raise MilvusError(f"cannot connect to Milvus Lite on {path} ({_one_line(exc)})") from None
-    return client, lambda: _lite_stop(path)
+    return client, lambda: lite_stop(path)
 
 
 def open_store(folder: Path, info, catalog, *, writable: bool) -> MilvusStore:
