@@ -217,6 +217,23 @@ def _adds_nothing(sentence: str, question: str) -> bool:
     return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS)
 
 
+_LEADER_DOTS = re.compile(r"(?:\.\s?){4,}")  # "Fixed-width files ........ 8": a table-of-contents line
+_SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\s+")
+
+
+def _label_key(text: str) -> str:
+    return _SECTION_NUMBER.sub("", " ".join(text.split()).strip(" .").lower())
+
+
+def answer_spans(hit: Hit) -> list[tuple[int, int]]:
+    """The passage's sentences that can stand as an answer: its section heading or document title
+    ("2.2 Fixed-width-format files") and table-of-contents lines are labels of where an answer is,
+    not answers, however many of the question's words they hold."""
+    labels = {_label_key(hit.section or ""), _label_key(hit.title or "")} - {""}
+    return [(start, end) for start, end in sentence_spans(hit.text)
+            if _label_key(hit.text[start:end]) not in labels and not _LEADER_DOTS.search(hit.text[start:end])]
+
+
 def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> tuple[str, int] | None:
     """The passage sentence sharing most of the question's `words` (less those of the passage's
     document title, which say which document, not what is asked) among those `qualifies(overlap,
@@ -224,7 +241,7 @@ def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> 
     best: tuple[int, int, str] | None = None
     for n, hit in enumerate(hits, start=1):
         focus = words(question) - words(hit.title)
-        for start, end in sentence_spans(hit.text):
+        for start, end in answer_spans(hit):
             overlap = len(focus & words(hit.text[start:end]))
             if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]):
                 best = (overlap, n, hit.text[start:end])

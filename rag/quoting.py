@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .citations import CheckedAnswer, best_matching_sentence, check_answer, model_declined, sentence_spans, strip_markers
+from .citations import CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, strip_markers
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit
@@ -50,7 +50,7 @@ def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mappin
     if model_declined(reply) or len(copied) < 15:
         return declined
     for n, hit in enumerate(hits, start=1):
-        for start, end in sentence_spans(hit.text):
+        for start, end in answer_spans(hit):
             sentence = hit.text[start:end]
             if copied.lower() not in " ".join(sentence.split()).lower():
                 continue

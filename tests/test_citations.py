@@ -314,3 +314,19 @@ def test_a_name_or_number_of_the_cited_document_s_title_supports_a_sentence():
     assert not checked.declined and checked.citations[0].supported
     other = [Hit(1, Chunk("c1", "R-intro.pdf", "An Introduction to R", "Mailing lists", 0, len(text), text), 1.0)]
     assert check_answer(answer, other, question, {}).declined
+
+
+def test_a_section_heading_or_contents_line_is_never_quoted_as_the_answer():
+    """"2.2 Fixed-width-format files" holds the question's words but says where the answer is,
+    not what it is; the sentence under it answers."""
+    from rag.quoting import quote_answer
+    from rag.schema import Chunk, Hit
+
+    text = ("2.2 Fixed-width-format files\n\nFunction read.fwf provides a simple way to read fixed-width-format "
+            "files, specifying a vector of field widths.")
+    toc = "2.2 Fixed-width-format files . . . . . . . . . . . . 8"
+    hits = [Hit(1, Chunk("c1", "R-data.pdf", "R Data Import/Export", "2.2 Fixed-width-format files", 0, len(text), text), 1.0),
+            Hit(2, Chunk("c2", "R-data.pdf", "R Data Import/Export", "", 0, len(toc), toc), 0.5)]
+    answer = quote_answer(hits, "What about fixed-width-format files?", {})
+    assert not answer.declined and answer.text.startswith("Function read.fwf provides")
+    assert quote_answer(hits[1:], "What about fixed-width-format files?", {}).declined
