@@ -225,6 +225,19 @@ def _label_key(text: str) -> str:
     return _SECTION_NUMBER.sub("", " ".join(text.split()).strip(" .").lower())
 
 
+_ASKS_FOR_A_NAME = re.compile(r"\b(?:title[sd]?|called|named|headings?|sections?|chapters?)\b", re.I)
+
+
+def _is_label(sentence: str, hits: list[Hit], question: str) -> bool:
+    """Whether the sentence is only a passage's section heading or document title, or a contents
+    line ("2.2 Fixed-width-format files"): it says where the answer is, unless the question asks
+    for a title or a heading."""
+    if _ASKS_FOR_A_NAME.search(question):
+        return False
+    labels = {_label_key(label) for hit in hits for label in (hit.section or "", hit.title or "")} - {""}
+    return _label_key(sentence) in labels or bool(_LEADER_DOTS.search(sentence))
+
+
 def answer_spans(hit: Hit) -> list[tuple[int, int]]:
     """The passage's sentences that can stand as an answer: its section heading or document title
     ("2.2 Fixed-width-format files") and table-of-contents lines are labels of where an answer is,
@@ -336,6 +349,9 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         checked.append(result)
 
     for sentence in checked:
+        if sentence.supported and _is_label(sentence.text, hits, question):
+            sentence.supported = False
+            sentence.missing.append("a heading says where the answer is, not what it is")
         if sentence.supported:
             _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]

@@ -330,3 +330,15 @@ def test_a_section_heading_or_contents_line_is_never_quoted_as_the_answer():
     answer = quote_answer(hits, "What about fixed-width-format files?", {})
     assert not answer.declined and answer.text.startswith("Function read.fwf provides")
     assert quote_answer(hits[1:], "What about fixed-width-format files?", {}).declined
+
+
+def test_an_answer_that_is_only_a_heading_is_not_supported_unless_a_heading_is_asked_for():
+    from rag.citations import check_answer
+    from rag.schema import Chunk, Hit
+
+    text = "2.2 Fixed-width-format files\n\nFunction read.fwf provides a simple way to read such files."
+    hits = [Hit(1, Chunk("c1", "R-data.pdf", "R Data Import/Export", "2.2 Fixed-width-format files", 0, len(text), text), 1.0)]
+    heading = "2.2 Fixed-width-format files [1]."
+    checked = check_answer(heading, hits, "How do I read a file whose fields sit in fixed-width columns?", {})
+    assert checked.declined and checked.sentences[0].missing == ["a heading says where the answer is, not what it is"]
+    assert not check_answer(heading, hits, "Which section of the manual covers fixed-width-format files?", {}).declined
