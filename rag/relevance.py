@@ -98,6 +98,11 @@ _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight",
 def question_parts(question: str) -> list[str]:
     """The questions a compound question asks ("When did X ..., and with whom?" -> two)."""
     parts = [p.strip(" ,") for p in _SECOND_PART.split(question.strip()) if p.strip(" ,?")]
+    # A part asked twice is one part ("When did X open? When did X open?").
+    distinct: dict[str, str] = {}
+    for part in parts:
+        distinct.setdefault(part.rstrip("?").strip().lower(), part)
+    parts = list(distinct.values())
     return parts if len(parts) > 1 else [question.strip()]
 
 

@@ -65,6 +65,9 @@ def test_questions_in_another_language_are_recognised(question, foreign):
     ("Where and on what date was the symphony first performed?", ["Where", "on what date was the symphony first performed?"]),
     ("Which prize did she win? In what year?", ["Which prize did she win", "In what year?"]),
     ("What did Pakistan and the US agree?", ["What did Pakistan and the US agree?"]),
+    # A part asked again is one part: a pasted question repeated 40 times asks two things.
+    ("When did the port open and who funded it? When did the port open and who funded it?",
+     ["When did the port open", "who funded it"]),
 ])
 def test_question_parts(question, parts):
     from rag.relevance import question_parts
