@@ -229,13 +229,16 @@ _ASKS_FOR_A_NAME = re.compile(r"\b(?:title[sd]?|called|named|headings?|sections?
 
 
 def _is_label(sentence: str, hits: list[Hit], question: str) -> bool:
-    """Whether the sentence is only a passage's section heading or document title, or a contents
-    line ("2.2 Fixed-width-format files"): it says where the answer is, unless the question asks
-    for a title or a heading."""
+    """Whether the sentence is only a numbered section heading of a passage ("2.2 Fixed-width-format
+    files") or a contents line: it says where the answer is, unless the question asks for a title
+    or a heading. An unnumbered heading or a title may be the answer itself: an article titled
+    "Claude Shannon" answers "Who is the originator of information theory?"."""
     if _ASKS_FOR_A_NAME.search(question):
         return False
-    labels = {_label_key(label) for hit in hits for label in (hit.section or "", hit.title or "")} - {""}
-    return _label_key(sentence) in labels or bool(_LEADER_DOTS.search(sentence))
+    if _LEADER_DOTS.search(sentence):
+        return True
+    numbered = {_label_key(hit.section) for hit in hits if hit.section and _SECTION_NUMBER.match(hit.section.strip())}
+    return bool(_SECTION_NUMBER.match(sentence.strip())) and _label_key(sentence) in numbered
 
 
 def answer_spans(hit: Hit) -> list[tuple[int, int]]:

@@ -342,3 +342,14 @@ def test_an_answer_that_is_only_a_heading_is_not_supported_unless_a_heading_is_a
     checked = check_answer(heading, hits, "How do I read a file whose fields sit in fixed-width columns?", {})
     assert checked.declined and checked.sentences[0].missing == ["a heading says where the answer is, not what it is"]
     assert not check_answer(heading, hits, "Which section of the manual covers fixed-width-format files?", {}).declined
+
+
+def test_an_answer_that_is_a_document_s_title_can_be_the_answer():
+    """An encyclopedia article is titled by its subject: "Claude Shannon" answers who."""
+    from rag.citations import check_answer
+    from rag.schema import Chunk, Hit
+
+    text = 'Claude Shannon\n\nClaude Elwood Shannon was known as the "father of information theory".'
+    hits = [Hit(1, Chunk("c1", "claude-shannon.md", "Claude Shannon", "Claude Shannon", 0, len(text), text), 1.0)]
+    checked = check_answer("Claude Shannon [1].", hits, "Who is considered the originator of information theory?", {})
+    assert not checked.declined and checked.citations[0].supported
