@@ -361,7 +361,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
     # The cited documents' titles and sections count: "in Python 3.11" is answered by "What's New
     # In Python 3.11", whose passages need not repeat the version.
-    cited_context = " ".join([cited_text, *(f"{hits[n - 1].title} {hits[n - 1].section}" for s in shown for n in s.cited)])
+    cited_context = " ".join([cited_text, *(labels[n - 1] for s in shown for n in s.cited)])
     if shown and _numbers(strip_markers(question)) - _numbers(cited_context):
         # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
         # whatever the model wrote, it is not an answer from these passages.
