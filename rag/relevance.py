@@ -134,7 +134,7 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # A year is not a count: "It happened in 1770" does not say how many.
         def is_amount(w: str) -> bool:
             return w not in asked and ((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w))
-                                       or any(part.removesuffix("s") in _NUMBER_WORDS for part in w.split("-"))  # "three-eighths"
+                                       or any(piece.removesuffix("s") in _NUMBER_WORDS for piece in w.split("-"))  # "three-eighths"
                                        or w.endswith("fold"))  # "a hundredfold", "tenfold" are amounts too
         # One amount may take several words ("30 million"): runs of them count once each.
         flags = [is_amount(w) for w in words(answer)]
