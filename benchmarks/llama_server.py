@@ -251,11 +251,12 @@ def run_batch(page: str, questions: list[str], k: int, collection: str, *, at_on
 
 
 def measure(counts: list[int], questions: list[str], binary: Path, scratch: Path) -> dict:
-    from rag.collections import DEFAULT
+    from rag.collections import DEFAULT, answer_k, directory, read_info
     from rag.settings import Settings
 
     settings = Settings.from_env()
-    k, collection = settings.k, settings.collection or DEFAULT
+    collection = settings.collection or DEFAULT
+    k = answer_k(settings, read_info(directory(settings, collection)))  # what the page's slider starts at
     slots = max(counts)
     loads: list[float] = []
     out: dict = {"slots": slots, "k": k, "collection": collection, "context_per_slot": settings.context_tokens,

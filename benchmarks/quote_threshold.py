@@ -44,7 +44,7 @@ def main(specs: list[str]) -> None:
         for question in load_questions(path):
             if question.get("follow_up_of"):
                 continue  # its words depend on the rewrite
-            hits = select_passages(bot.retriever.search(question["question"], 4), bot.documents, bot.settings.k)
+            hits = select_passages(bot.retriever.search(question["question"], 4), bot.documents, bot.k)
             overlap, share, sentence = best_sentence(hits, question["question"])
             holds = question["answerable"] and is_correct(sentence, question["answer_any"])
             rows.append((spec, question["id"], question["answerable"], overlap, round(share, 2), holds))

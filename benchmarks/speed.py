@@ -152,15 +152,15 @@ def worker_retrieval(runs: int) -> dict:
     bot = Bot(settings)
     questions = [q["question"] for q in _questions()]
     started = time.perf_counter()
-    bot.search(questions[0], settings.k)  # loads the index and the embedder
+    bot.search(questions[0], bot.k)  # loads the index and the embedder
     load = time.perf_counter() - started
     for question in questions:  # warm-up pass
-        bot.search(question, settings.k)
+        bot.search(question, bot.k)
     times = []
     for _ in range(runs):
         for question in questions:
             started = time.perf_counter()
-            bot.search(question, settings.k)
+            bot.search(question, bot.k)
             times.append(time.perf_counter() - started)
     return {
         "questions": len(questions),

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, strip_markers
+from .collections import answer_k
 from .quoting import pointed_answer, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
@@ -103,6 +104,11 @@ class Bot:
             return Retriever(collection.store, self.embedder, collection.catalog.metadata_by_source(),
                              candidates=self.settings.candidates, rrf_k=self.settings.rrf_k)
 
+    @property
+    def k(self) -> int:
+        """Passages given to the model when a question does not say: the settings', else the collection's."""
+        return answer_k(self.settings, self.collection.info)
+
     @cached_property
     def documents(self) -> Documents:
         """The cleaned documents, to map a quoted sentence back to its span in the source file."""
@@ -168,7 +174,7 @@ class Bot:
         `rewritten` skips the follow-up rewriting when the caller already did it (to show it first).
         """
         question = validate_question(question)
-        k = validate_k(k if k is not None else self.settings.k)
+        k = validate_k(k if k is not None else self.k)
         started = time.perf_counter()
         if rewritten is None:
             rewritten = self.rewrite(question, history)

@@ -277,7 +277,7 @@ def sources(collection: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_context
 def collections(ctx: click.Context, as_json: bool) -> None:
-    """List the collections (or delete one: pakus collections delete NAME)."""
+    """List the collections (pakus collections delete NAME deletes one; set NAME --k N sets its k)."""
     if ctx.invoked_subcommand is not None:
         return
     from .collections import list_collections
@@ -307,6 +307,25 @@ def collections_delete(name: str, yes: bool) -> None:
     click.echo(f"deleted collection {name!r}")
 
 
+@collections.command("set")
+@click.argument("name")
+@click.option("-k", "--k", "k", required=True, metavar="N|default",
+              help="Passages given to the model for this collection's questions; 'default' goes back to pakus's.")
+def collections_set(name: str, k: str) -> None:
+    """Change collection NAME's settings (measure first: pakus eval QUESTIONS -c NAME -k N)."""
+    from .collections import set_k
+    from .settings import DEFAULT_K
+
+    if k.strip().lower() == "default":
+        value = None
+    elif k.strip().isdigit():
+        value = int(k)
+    else:
+        raise InvalidInputError(f"--k must be a whole number or 'default', got {k!r}")
+    set_k(_settings(), name, value)
+    click.echo(f"collection {name!r}: k = {value or DEFAULT_K}" + (" (the default)" if value is None else ""))
+
+
 # --- search ------------------------------------------------------------------------------------
 
 
@@ -332,7 +351,7 @@ def search(query: str, collection: str | None, k: int, as_json: bool) -> None:
 
 _generation_options = [
     collection_option,
-    click.option("-k", "k", type=int, default=None, help="Passages given to the model (default 2, or PAKUS_K)."),
+    click.option("-k", "k", type=int, default=None, help="Passages given to the model (default: PAKUS_K, else the collection's k, else 2)."),
     click.option("--backend", type=click.Choice(BACKENDS), default=None, help="Generator runtime (default llama-cpp, or PAKUS_BACKEND)."),
     click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
                  help="Another local model: a GGUF file, or a transformers folder for --backend transformers."),

@@ -57,6 +57,9 @@ class CollectionInfo:
     chunking: dict[str, Any] = field(default_factory=dict)
     cleaning_version: int = 0
     store_options: dict[str, Any] = field(default_factory=dict)  # e.g. the Milvus URI
+    # Passages given to the model for this collection (`pakus collections set NAME --k N`); None:
+    # pakus's default. The best k differs between collections (see settings.DEFAULT_K).
+    k: int | None = None
 
 
 def directory(settings: Settings, name: str | None = None) -> Path:
@@ -91,6 +94,32 @@ def write_info(folder: Path, info: CollectionInfo) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half a manifest behind
         raise
+
+
+def answer_k(settings: Settings, info: CollectionInfo | None) -> int:
+    """Passages given to the model: the command's or environment's k, else the collection's, else the default."""
+    from .settings import DEFAULT_K
+
+    return settings.k or (info.k if info is not None else None) or DEFAULT_K
+
+
+def set_k(settings: Settings, name: str, k: int | None) -> CollectionInfo:
+    """Store the collection's own k (None: back to the default), taking the lock `pakus add` takes."""
+    from .ingest import write_lock
+    from .retrieval import validate_k
+
+    if k is not None:
+        validate_k(k)
+    folder = require(settings, name)
+    with write_lock(folder, name):
+        opened = open_collection(settings, name, writable=True)
+        try:
+            opened.info.k = k
+            write_info(opened.folder, opened.info)
+            opened.catalog.keep_manifest(asdict(opened.info))  # a damaged collection.json keeps its k
+            return opened.info
+        finally:
+            opened.close()
 
 
 def repair_command(settings: Settings, name: str, info: CollectionInfo | None = None) -> str:
@@ -250,7 +279,7 @@ def list_collections(settings: Settings) -> list[dict[str, Any]]:
             continue
         try:
             documents = opened.catalog.documents()
-            record.update(store=opened.info.store, documents=len(documents), chunks=sum(d["chunks"] for d in documents),
+            record.update(store=opened.info.store, k=answer_k(settings, opened.info), documents=len(documents), chunks=sum(d["chunks"] for d in documents),
                           folder=opened.info.folder, created_at=opened.info.created_at)
         finally:
             opened.close()

@@ -183,7 +183,7 @@ def format_report(report: dict[str, Any]) -> str:
     r, a, c, t = report["retrieval"], report["answers"], report["citations"], report["latency"]
     pct = "{:.0%}"
     lines = [
-        f"backend: {report.get('backend') or '-'}   model: {report.get('model') or '-'}",
+        f"backend: {report.get('backend') or '-'}   model: {report.get('model') or '-'}   k: {report.get('k') or '-'}",
         "",
         f"retrieval   recall@1 {_fmt(r['recall_at_1'], pct)}   recall@5 {_fmt(r['recall_at_5'], pct)}"
         f"   MRR {_fmt(r['mrr'])}",
@@ -285,7 +285,7 @@ def print_collections(records: list[dict[str, Any]]) -> None:
             click.echo(f"{record['name']:<20} {click.style('damaged', fg='red')}: {record['problem']}")
             continue
         folder = f"  mirrors {record['folder']}" if record.get("folder") else ""
-        click.echo(f"{record['name']:<20} {record['documents']:>6} documents {record['chunks']:>8} chunks  {record['store']}{folder}")
+        click.echo(f"{record['name']:<20} {record['documents']:>6} documents {record['chunks']:>8} chunks  k={record['k']}  {record['store']}{folder}")
 
 
 # --- `pakus doctor` -----------------------------------------------------------------------------

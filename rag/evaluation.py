@@ -365,6 +365,7 @@ def run_eval(path: Path | None, settings, as_json: bool) -> int:
         progress=True,
     )
     report["question_file"] = str(path)
+    report["k"] = bot.k  # the command's, the collection's or the default: results differ with it
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:

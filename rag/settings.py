@@ -27,6 +27,15 @@ OFFLINE_ENV = {
 }
 
 
+# Passages given to the model unless the command or the collection says otherwise. Measured with
+# the real model (pakus eval): on the seeds' sets k=2 answered 18/18 + 21/21 + 19/20 and k=3
+# 16/18 + 19/21 + 18/20 with one wrong decline in each (earlier, k=4 was below k=3); on the
+# encyclopedia set k=2 and 3 tie, on the R manuals k=2 leads (17 vs 16 of 23) and on the Python
+# docs k=3 does (13 vs 10 of 22). Fewer passages distract the small model less and cost less
+# prefill; neighbouring hits merge into one passage.
+DEFAULT_K = 2
+
+
 def set_offline() -> None:
     for key, value in OFFLINE_ENV.items():
         os.environ[key] = value
@@ -75,11 +84,9 @@ class Settings:
     chunk_overlap_sentences: int = 1
 
     # retrieval
-    # Passages given to the model. Measured with the real model (pakus eval, seeds + our own +
-    # held-out questions): k=2 answered 18/18 + 21/21 + 19/20, k=3 16/18 + 19/21 + 18/20 with one
-    # wrong decline in each set (earlier, k=4 was below k=3); fewer passages distract the small
-    # model less and cost less prefill. Neighbouring hits merge into one passage.
-    k: int = 2
+    # Passages given to the model; None: the collection's own k (`pakus collections set NAME --k N`),
+    # else DEFAULT_K.
+    k: int | None = None
     # Fusion: score = sum of 1 / (rrf_k + rank) over the dense and BM25 rankings, each `candidates`
     # deep. The usual rrf_k=60 is flat (rank 1 scores 0.016, rank 20 0.0125), so a passage that
     # one ranking puts first and the other misses lost to passages both rank about 15th: "yielded
@@ -105,9 +112,11 @@ class Settings:
         validate_name(self.collection)
         for name in ("k", "candidates", "chunk_max_tokens", "max_new_tokens", "threads", "max_file_mb"):
             value = getattr(self, name)
+            if name == "k" and value is None:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
-        if self.k > 20:
+        if self.k is not None and self.k > 20:
             raise ConfigError(f"k must be between 1 and 20, got {self.k}")
 
     @property

@@ -266,6 +266,24 @@ def test_sources_collections_search_remove_and_delete(home):
     assert_one_line_error(missing, "no collection named 'notes'")
 
 
+def test_a_collection_keeps_its_own_k(home, monkeypatch):
+    monkeypatch.delenv("PAKUS_K", raising=False)
+    assert run(["add", str(home), "-c", "notes"]).exit_code == 0
+    ks = lambda: {c["name"]: c["k"] for c in json.loads(run(["collections", "--json"]).stdout)}  # noqa: E731
+    assert ks() == {"seeds": 2, "notes": 2}
+    result = run(["collections", "set", "notes", "--k", "3"])
+    assert result.exit_code == 0 and result.stdout.strip() == "collection 'notes': k = 3"
+    assert ks() == {"seeds": 2, "notes": 3} and "k=3" in run(["collections"]).stdout
+    monkeypatch.setenv("PAKUS_K", "4")  # the command's or environment's k wins over the collection's
+    assert ks()["notes"] == 4
+    monkeypatch.delenv("PAKUS_K")
+    assert run(["collections", "set", "notes", "--k", "default"]).stdout.strip() == "collection 'notes': k = 2 (the default)"
+    assert ks()["notes"] == 2
+    assert_one_line_error(run(["collections", "set", "notes", "--k", "three"]), "--k must be a whole number or 'default'")
+    assert_one_line_error(run(["collections", "set", "notes", "--k", "0"]), "k must be a whole number from 1 to 50")
+    assert_one_line_error(run(["collections", "set", "nothing", "--k", "3"]), "no collection named 'nothing'")
+
+
 def test_sync_mirrors_a_folder(home):
     assert run(["sync", str(home), "-c", "notes"]).exit_code == 0
     (home / "trains.txt").unlink()

@@ -13,7 +13,7 @@ import sqlite3
 import pytest
 
 from conftest import ARTICLE, NOTES, PAPER, FakeEmbedder, tiny_settings_for
-from rag.collections import CollectionMissingError, list_collections, list_sources, open_collection, validate_name
+from rag.collections import CollectionMissingError, list_collections, list_sources, open_collection, read_info, set_k, validate_name
 from rag.errors import ConfigError, IndexCorruptError, InvalidInputError
 from rag.index import build_seeds, index_status, stale_reasons
 from rag.ingest import CollectionBusyError, add, remove, sync, write_lock
@@ -247,6 +247,25 @@ def test_collections_are_listed_and_deleted(settings, docs, embedder):
     assert "mine" not in {r["name"] for r in list_collections(settings)}
     with pytest.raises(InvalidInputError):
         delete(settings, "seeds")
+
+
+def test_a_collection_k_is_used_by_its_bot_unless_the_settings_say_otherwise(settings, docs, embedder):
+    from rag.bot import Bot
+    from rag.catalog import kept_manifest
+
+    add([docs], settings, embedder=embedder)
+    assert Bot(settings, embedder=embedder).k == 2
+    set_k(settings, "mine", 3)
+    folder = settings.home / "collections" / "mine"
+    assert read_info(folder).k == 3 and kept_manifest(folder)["k"] == 3  # a damaged manifest is restored with it
+    assert Bot(settings, embedder=embedder).k == 3
+    assert Bot(settings.with_overrides(k=1), embedder=embedder).k == 1
+    add([docs], settings, embedder=embedder, force=True)  # rebuilding keeps the setting
+    assert read_info(folder).k == 3
+    with write_lock(folder, "mine"), pytest.raises(CollectionBusyError):
+        set_k(settings, "mine", 4)
+    set_k(settings, "mine", None)
+    assert Bot(settings, embedder=embedder).k == 2
 
 
 def test_a_second_writer_is_refused_while_one_is_working(settings, docs, embedder):

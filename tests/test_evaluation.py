@@ -316,6 +316,7 @@ def test_format_report_has_overall_figures_then_one_line_per_question():
 class FakeBot:
     def __init__(self, settings):
         self.settings = settings
+        self.k = settings.k or 2
 
     def warm_up(self):
         pass
@@ -340,7 +341,7 @@ def test_run_eval_prints_json_and_exits_non_zero_when_a_question_failed(tmp_path
     path = write_jsonl(tmp_path / "qa.jsonl", KNOWN)
     code = run_eval(path, Settings(project_root=tmp_path), as_json=True)
     report = json.loads(capsys.readouterr().out)
-    assert code == 1 and report["errors"] == 1
+    assert code == 1 and report["errors"] == 1 and report["k"] == 2
     assert report["answers"]["correct"] == 2 and report["question_file"] == str(path)
 
 

@@ -16,7 +16,7 @@ from rag.settings import BACKENDS, Settings
 
 def test_defaults():
     settings = Settings(project_root=Path("/p"))
-    assert (settings.k, settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.backend) == (2, 64, 1, "llama-cpp")
+    assert (settings.k, settings.chunk_max_tokens, settings.chunk_overlap_sentences, settings.backend) == (None, 64, 1, "llama-cpp")
     assert settings.seeds == Path("/p/seeds") and settings.index == Path("/p/index")
 
 
@@ -54,7 +54,7 @@ def test_invalid_values_are_config_errors_that_say_what_is_valid(environ, says):
 def test_overrides_ignore_unset_options():
     settings = Settings(project_root=Path("/p"))
     changed = settings.with_overrides(k=5, backend=None, model_path=None)
-    assert changed.k == 5 and changed.backend == settings.backend and settings.k == 2
+    assert changed.k == 5 and changed.backend == settings.backend and settings.k is None
     with pytest.raises(ConfigError):
         settings.with_overrides(k=0)
     assert BACKENDS == ("llama-cpp", "transformers", "openai")

@@ -723,7 +723,12 @@ def test_switching_collections_changes_header_documents_and_answers(served_real)
     states, _ = _ask(client, "Who won the championship trophy?", collection="seeds")
     assert "pk-answered" in _texts(states[-1])[-1] and "Cricket notes" in _texts(states[-1])[-1]  # the seeds' notes
 
-    chat, header, documents = client.predict("cricket", api_name="/switch")  # (the documents box's label is not sent)
+    from rag.collections import set_k
+
+    set_k(settings, "cricket", 3)  # the passages slider follows the collection's own k
+    chat, header, documents, k = client.predict("cricket", api_name="/switch")  # (the documents box's label is not sent)
+    set_k(settings, "cricket", None)
+    assert k == 3
     assert "Answering from <b class=\"pk-coll\">cricket</b>: one document, “Cricket season”" in header
     assert "Pakistan" not in header and "cricket.md" in documents and "<td>markdown</td>" in documents
     assert "Now answering from cricket" in _texts(_value(chat))[-1] and chat["examples"] is None
@@ -731,8 +736,8 @@ def test_switching_collections_changes_header_documents_and_answers(served_real)
     last = _texts(states[-1])[-1]
     assert "pk-answered" in last and "Cricket season" in last and "Lahore in 2019" in last
 
-    chat, header, documents = client.predict("seeds", api_name="/switch")
-    assert "3 documents" in header and "A Review of Aid to Pakistan" in header and "aid-review.md" in documents
+    chat, header, documents, k = client.predict("seeds", api_name="/switch")
+    assert k == 2 and "3 documents" in header and "A Review of Aid to Pakistan" in header and "aid-review.md" in documents
 
 
 def test_upload_through_the_page_reports_each_file_and_answers_from_it(served_real, tmp_path):

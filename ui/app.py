@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 
-from rag.collections import DEFAULT, names, require, validate_name
+from rag.collections import DEFAULT, answer_k, directory, names, read_info, require, validate_name
 from rag.errors import InvalidInputError, PakusError
 from rag.schema import Answer
 from rag.settings import Settings
@@ -112,7 +112,7 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
     options = options or PageOptions.from_env()
     pool = BotPool(settings, bot_factory)
     gate = AnswerGate(options.concurrency)
-    k_most = max(10, settings.k)
+    k_most = max(10, settings.k or 0)
     if warm_up:
         threading.Thread(target=_warm_up, args=(pool, settings.collection), name="pakus-warm-up", daemon=True).start()
 
@@ -157,10 +157,18 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
         return (render.render_header(name, documents, problem), render.render_documents(name, documents, problem),
                 gr.Accordion(label=documents_label(documents)))
 
+    def collection_k(value):
+        """The slider's value for a collection: the k its questions get unless the visitor moves it."""
+        try:
+            info = read_info(directory(settings, validate_name(value)))
+        except PakusError:
+            info = None
+        return min(answer_k(settings, info), k_most)
+
     def on_load(value):
         """A page (re)loaded: the collections as they are now (another tab or `pakus add` may have made one)."""
         value = value if isinstance(value, str) and value else settings.collection
-        return (gr.Dropdown(choices=collection_names(value), value=value), *collection_view(value))
+        return (gr.Dropdown(choices=collection_names(value), value=value), *collection_view(value), collection_k(value))
 
     def switch(conversation: Conversation | None, value):
         """Answer from another collection from now on: a new history, and a note in the chat."""
@@ -169,14 +177,14 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             name = check_collection(value)
         except PakusError as error:
             conversation.messages.append({"role": "assistant", "content": render.render_error(str(error))})
-            return conversation, list(conversation.messages), *collection_view(value)
+            return conversation, list(conversation.messages), *collection_view(value), gr.skip()
         if name != conversation.collection:
             if conversation.collection is not None and conversation.messages:
                 conversation.messages.append({"role": "assistant", "content": render.render_note(
                     f"Now answering from {name}. Questions from here on are read without the earlier ones.")})
             conversation.chat = None
             conversation.collection = name
-        return conversation, chat_window(name, conversation.messages), *collection_view(name)
+        return conversation, chat_window(name, conversation.messages), *collection_view(name), collection_k(name)
 
     def show_question(conversation: Conversation | None, text):
         """Put the question in the chat and lock the input until the answer is done."""
@@ -368,7 +376,8 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
                     "so their passages can be opened again.</p>", elem_id="pk-upload-hint")
             upload_log = gr.HTML("", elem_id="pk-upload-log")
         with gr.Accordion("Settings and explain", open=False, elem_id="pk-settings"):
-            k = gr.Slider(1, k_most, value=settings.k, step=1, label="Passages given to the model (k)")
+            k = gr.Slider(1, k_most, value=collection_k(settings.collection), step=1,
+                          label="Passages given to the model (k)")
             gr.Markdown(f"**Model:** {settings.backend}{' · ' + settings.model_path.name if settings.model_path else ''}, "
                         "chosen when this page was started.", elem_id="pk-model")
             gr.Markdown("**Explain the last answer:** the passages retrieved, their scores, and the timings.")
@@ -378,8 +387,8 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
         # so they stay out of the generated API page.
         quick = dict(queue=False, api_visibility="undocumented")
         view = [header, documents_view, documents_box]
-        app.load(on_load, [collection], [collection, *view], api_name="load", preprocess=False, **quick)
-        collection.change(switch, [conversation, collection], [conversation, chatbot, *view], api_name="switch",
+        app.load(on_load, [collection], [collection, *view, k], api_name="load", preprocess=False, **quick)
+        collection.change(switch, [conversation, collection], [conversation, chatbot, *view, k], api_name="switch",
                           preprocess=False, **quick)
         outputs = [conversation, chatbot, explain, question]
         shown_events = {
