@@ -46,6 +46,7 @@ def tokenize(text: str) -> list[str]:
 
 
 _NAME = re.compile(r"\b[A-Z][\w'’-]*")
+_LOWER_SUFFIXES = re.compile(r"(?:-[a-z][\w'’]*)+$")
 
 
 def at_sentence_start(text: str, position: int) -> bool:
@@ -61,6 +62,9 @@ def names_in(text: str) -> set[str]:
     names = set()
     for match in _NAME.finditer(text):
         raw = match.group().rstrip("'’").removesuffix("'s").removesuffix("’s")
+        # "Windows-style", "US-led", "Lahore-based": the name is the capitalised part; a passage
+        # about "Windows paths" names it without the suffix.
+        raw = _LOWER_SUFFIXES.sub("", raw)
         if at_sentence_start(text, match.start()) and not (raw.isupper() and len(raw) > 1):
             continue
         word = raw.lower()

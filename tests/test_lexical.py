@@ -45,3 +45,11 @@ def test_a_capitalised_word_after_a_dot_inside_a_name_is_a_name():
     # "asyncio.TaskPool" is not a sentence start: TaskPool is a name the documents must know.
     assert names_in("What does the asyncio.TaskPool class added in Python 3.11 do?") == {"taskpool", "python"}
     assert names_in("It ended. However the CSF paid. Then IMET ran") == {"csf", "imet"}
+
+
+def test_a_name_with_a_lower_case_suffix_is_the_name():
+    from rag.lexical import names_in
+
+    # A passage on "Windows paths" is about what "Windows-style paths" names; "Coca-Cola" stays whole.
+    assert names_in("On a Linux machine, which class reads Windows-style paths?") == {"linux", "windows"}
+    assert names_in("The US-led talks and the Kerry-Lugar-Berman Act") == {"us", "kerry-lugar-berman", "act"}
