@@ -132,6 +132,20 @@ def sentence_spans(passage: str) -> list[tuple[int, int]]:
     return spans or [(0, len(passage))]
 
 
+_REFERRING = re.compile(r"(it|its|this|that|these|those|they|their|he|his|she|her|such)\b", re.I)
+
+
+def with_referent(passage: str, start: int, end: int) -> tuple[int, int]:
+    """A quoted sentence that opens by referring back ("It can be used to ...") is quoted with the
+    sentence before it in its paragraph, which names what "it" is: alone, it answers nothing."""
+    if not _REFERRING.match(passage[start:end]):
+        return start, end
+    before = [span for span in sentence_spans(passage) if span[1] <= start]
+    if before and "\n" not in passage[before[-1][0]:start]:
+        return before[-1][0], end
+    return start, end
+
+
 def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
     """Span within `passage` of its sentence that shares most words with `sentence`."""
     target = set(tokenize(sentence))
@@ -203,7 +217,7 @@ def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tupl
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
     hit = hits[numbers[0] - 1]
-    start, end = _best_sentence(hit.text, " ".join(_focus(question, hit)) or question)
+    start, end = with_referent(hit.text, *_best_sentence(hit.text, " ".join(_focus(question, hit)) or question))
     return [(hit.text[start:end], [numbers[0]])]
 
 
@@ -260,6 +274,7 @@ def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> 
         for start, end in answer_spans(hit):
             overlap = len(focus & words(hit.text[start:end]))
             if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]):
+                start, end = with_referent(hit.text, start, end)
                 best = (overlap, n, hit.text[start:end])
     return (best[2], best[1]) if best else None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .citations import CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, strip_markers
+from .citations import CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, strip_markers, with_referent
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit
@@ -58,5 +58,6 @@ def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mappin
             overlap = len(focus & stems(sentence))
             if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question):
                 return declined
-            return check_answer(f"{sentence} [{n}]", hits, question, documents, known)
+            start, end = with_referent(hit.text, start, end)
+            return check_answer(f"{hit.text[start:end]} [{n}]", hits, question, documents, known)
     return declined

@@ -353,3 +353,15 @@ def test_an_answer_that_is_a_document_s_title_can_be_the_answer():
     hits = [Hit(1, Chunk("c1", "claude-shannon.md", "Claude Shannon", "Claude Shannon", 0, len(text), text), 1.0)]
     checked = check_answer("Claude Shannon [1].", hits, "Who is considered the originator of information theory?", {})
     assert not checked.declined and checked.citations[0].supported
+
+
+def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_it_refers_to():
+    from rag.citations import with_referent
+
+    passage = "Notes on exceptions\nThe add_note() method is added to BaseException. It can be used to add context."
+    it = passage.index("It can")
+    assert passage[slice(*with_referent(passage, it, len(passage)))] == "The add_note() method is added to BaseException. It can be used to add context."
+    first = passage.index("The add_note")
+    assert with_referent(passage, first, it - 1) == (first, it - 1)  # names its subject itself
+    heading_then_it = "Notes\nIt can be used to add context."
+    assert with_referent(heading_then_it, 6, len(heading_then_it)) == (6, len(heading_then_it))  # a heading is no referent
