@@ -99,10 +99,10 @@ def test_question_naming_what_no_document_mentions_is_declined_without_calling_t
 
 
 def test_when_the_model_declines_a_sentence_restating_the_question_is_quoted(make_bot):
-    bot, generator = make_bot(NOT_FOUND, NOT_FOUND)  # the answer, then the retry with one passage
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND, NOT_FOUND)  # the answer, then each of two passages alone
     items = list(bot.ask_stream("When did relations become tense and IMET cease operations?"))
     pieces, [answer] = split_stream(items)
-    assert len(generator.calls) == 2 and pieces == []  # NOT_IN_PASSAGES is never shown
+    assert len(generator.calls) == 3 and pieces == []  # NOT_IN_PASSAGES is never shown
     assert answer.answered and "IMET ceased operations" in answer.answer and answer.citations[0].supported
 
 
@@ -114,10 +114,10 @@ def test_names_the_documents_use_are_not_unknown(make_bot):
 
 @pytest.mark.parametrize("reply", [NOT_FOUND, ["NOT", "_IN", "_PASS", "AGES"], [" ", "NOT_IN_PASSAGES", "\n"]])
 def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, reply):
-    bot, generator = make_bot(reply, reply, reply)  # declines, the focused retry too, and points at nothing
+    bot, generator = make_bot(reply, reply, reply, reply)  # declines, with each of two passages alone too, and points at nothing
     items = list(bot.ask_stream("When did the Gwadar port open?"))
     pieces, [answer] = split_stream(items)
-    assert len(generator.calls) == 3
+    assert len(generator.calls) == 4
     assert not answer.answered and answer.decline_reason == "model_declined"
     assert answer.answer == REFUSAL and answer.citations == []
     assert not any("NOT" in p or "PASS" in p for p in pieces)
@@ -125,10 +125,10 @@ def test_model_declining_gives_the_refusal_and_never_shows_the_marker(make_bot, 
 
 
 def test_answer_the_check_rejects_entirely_is_retried_then_declined_as_unsupported(make_bot):
-    wrong = lambda m: f"The Gwadar port was built by Musharraf in 1999 [{passage_number(m, 'Gwadar port opened')}]."  # noqa: E731
-    bot, generator = make_bot(wrong, wrong, wrong)
+    wrong = "The Gwadar port was built by Musharraf in 1999 [1]."
+    bot, generator = make_bot(wrong, wrong, wrong, wrong)
     answer = bot.ask("Who built the Gwadar port?")
-    assert len(generator.calls) == 3  # the answer, once more with the best passage, then pointing
+    assert len(generator.calls) == 4  # the answer, once more with each of the first two passages, then pointing
     assert not answer.answered and answer.decline_reason == "unsupported" and answer.answer == REFUSAL
     assert answer.unsupported_sentences == ["The Gwadar port was built by Musharraf in 1999."]
 
@@ -278,6 +278,19 @@ def test_a_decline_is_retried_once_with_the_best_passage_alone(make_bot):
     assert len(answer.hits) == 1 and answer.citations[0].n == 1
 
 
+def test_a_decline_is_retried_with_the_second_passage_alone_when_the_first_alone_declines(make_bot):
+    """The evidence ranked second: with two passages and with the first alone the model declined."""
+    def only_with_the_port(messages):
+        text = messages[1]["content"]
+        alone = len(re.findall(r"^\[\d+\] ", text, re.M)) == 1
+        return f"The Gwadar port opened in 2007 [{passage_number(messages, 'Gwadar port opened')}]." if alone and "Gwadar port opened" in text else NOT_FOUND
+
+    bot, generator = make_bot(NOT_FOUND, only_with_the_port, only_with_the_port)
+    answer = bot.ask("When did the port open after training ceased operations?")
+    assert "Gwadar port opened" not in generator.calls[1]["messages"][1]["content"]  # the first passage was not it
+    assert answer.answered and "2007" in answer.answer and answer.citations[0].supported
+
+
 def test_no_retry_when_only_one_passage_was_given(make_bot):
     bot, generator = make_bot(NOT_FOUND, NOT_FOUND)
     answer = bot.ask("When did the Gwadar port open?", k=1)
@@ -286,11 +299,11 @@ def test_no_retry_when_only_one_passage_was_given(make_bot):
 
 def test_after_two_declines_a_sentence_the_model_points_at_is_quoted(make_bot):
     copy = lambda m: f"The Gwadar port opened in 2007 with Chinese funding [{passage_number(m, 'Gwadar port opened')}]"  # noqa: E731
-    bot, generator = make_bot(NOT_FOUND, NOT_FOUND, copy)
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND, NOT_FOUND, copy)
     # 3 of the question's 6 stems (less the title's) are in the sentence: too few to quote unasked (75%).
     answer = bot.ask("In what year did the Gwadar port open its first berths with Chinese funding?")
     assert answer.answered and "2007" in answer.answer and answer.citations[0].supported
-    assert "copy, word for word, the one sentence" in generator.calls[2]["messages"][1]["content"]
+    assert "copy, word for word, the one sentence" in generator.calls[3]["messages"][1]["content"]
 
 
 @pytest.mark.parametrize("pointed", [
@@ -298,7 +311,7 @@ def test_after_two_declines_a_sentence_the_model_points_at_is_quoted(make_bot):
     "It handles cargo ships bound for Central Asia [1]",  # in a passage, but no time and little of the question
 ])
 def test_a_pointed_sentence_that_is_not_found_or_not_an_answer_is_declined(make_bot, pointed):
-    bot, _ = make_bot(NOT_FOUND, NOT_FOUND, pointed)
+    bot, _ = make_bot(NOT_FOUND, NOT_FOUND, NOT_FOUND, pointed)
     assert not bot.ask("In what year did the Gwadar port open its first berths with Chinese funding?").answered
 
 
