@@ -174,16 +174,28 @@ def _spelled_out(answer: str, asked: set[str]) -> set[str]:
     return found
 
 
+def mentions_own_names(part: str, question: str, answer: str) -> bool:
+    """Whether `answer` mentions one of the names that `part` alone of the question's parts
+    names ("..., and which RFC specifies JSON?": JSON); true when the part names nothing of its
+    own. An answer that never mentions it answered another part (py15, py16)."""
+    parts = question_parts(question)
+    own = names_in(part) - {n for other in parts if other != part for n in names_in(other)}
+    return not own or any(mentioned(n, answer.lower()) for n in own)
+
+
 def unanswered_parts(question: str, answer: str) -> list[str]:
     """The parts of a question that `answer` leaves without the time, number or person it asks
     for (small models often answer the first part of a compound question only, or answer "When
     ...?" with who did it); a simple question is its own single part."""
     missing, seen = [], Counter()
-    for part in question_parts(question):
+    parts = question_parts(question)
+    for part in parts:
         kind = kind_asked(part)
         # Two parts asking for a time (or a number) are answered by two different ones: "first
         # performed, and first published?" answered with one year has answered one part only.
         seen[kind] += 1
-        if not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
+        # Not the first part: an answer often leaves out the subject it was asked about.
+        unmentioned = part is not parts[0] and not mentions_own_names(part, question, answer)
+        if unmentioned or not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
             missing.append(part)
     return missing

@@ -94,6 +94,13 @@ def test_question_parts(question, parts):
     ("How many people did the famine affect, and what share of the population was that?",
      "It affected 30 million people, a third of the population.", []),
     ("What share of a statue's size is its head?", "The heads account for three-eighths of the size of the statue.", []),
+    # A later part naming something of its own is open until the answer mentions it.
+    ("Which RFC describes CSV, and which RFC specifies JSON?", "CSV is described in RFC 4180.", ["which RFC specifies JSON?"]),
+    ("Which RFC describes CSV, and which RFC specifies JSON?", "CSV is in RFC 4180 and JSON in RFC 8259.", []),
+    ("Who wrote the Unicode HOWTO, and who wrote the Sorting HOWTO?", "The Unicode HOWTO was written by Andrew Kuchling.",
+     ["who wrote the Sorting HOWTO?"]),
+    # ... but the first part's subject may go unsaid.
+    ("When was Macbeth first performed, and when was it first published?", "First performed in 1606, published in 1623.", []),
 ])
 def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
