@@ -194,7 +194,9 @@ class Bot:
         # Declined without asking the model: nothing retrieved is close, or the question names
         # something no document mentions (a small model would answer about it from other passages).
         known = self.retriever.knows_word
-        reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if self.retriever.unknown_names(standalone) or self.retriever.unknown_phrases(standalone)
+        retriever = self.retriever
+        unknown = retriever.unknown_names(standalone) or retriever.unknown_phrases(standalone) or retriever.unknown_terms(standalone)
+        reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if unknown
                   else "other_language" if other_language(standalone, known) else None)
         if reason:
             yield REFUSAL

@@ -78,6 +78,12 @@ class MiniLMEmbedder:
         the tokens of any part of a document from one tokenisation of the whole."""
         return self._model.token_spans(text)
 
+    @cached_property
+    def everyday_words(self) -> frozenset[str]:
+        """The whole words of the model's vocabulary (not its "##" pieces): some 20,000 common
+        English words, which lexical.is_everyday_word uses to tell a plain word from a term."""
+        return frozenset(w for w in self._model.tokenizer.get_vocab() if w.isalpha() and w.islower())
+
     def embed(self, texts: list[str], *, progress=False) -> np.ndarray:
         """`progress`: True for a bar of its own (on a terminal), or a function called with the
         number of texts done after each model batch (an ingest's own bar)."""

@@ -73,6 +73,33 @@ def names_in(text: str) -> set[str]:
     return names
 
 
+_ENDINGS = ("ly", "ies", "es", "s", "ed", "ing", "ish", "ness", "ment", "er", "est")
+
+
+def is_everyday_word(word: str, vocabulary: frozenset[str]) -> bool:
+    """Whether `word` is a common word of `vocabulary` or a form of one ("accompanies" of
+    "accompany", "nightmarishly" of "nightmare"): up to three endings are taken off, each time
+    trying the bare stem and the stem with "e" or "y" restored."""
+    forms = {word}
+    for _ in range(3):
+        forms |= {stem + extra for form in forms for ending in _ENDINGS
+                  if form.endswith(ending) and len(form) - len(ending) >= 3
+                  for stem in [form[: -len(ending)]] for extra in ("", "e", "y")}
+    return not forms.isdisjoint(vocabulary)
+
+
+def terms_in(text: str) -> list[str]:
+    """Lower-case words of `text` that may name a thing ("orjson", "tidyverse"): not stop words,
+    numbers or parts of capitalised names (names_in has those), the parts of "time-critical" one
+    by one. Whether one is a plain word is for is_everyday_word to say."""
+    found = []
+    for match in re.finditer(r"(?<![\w'’-])[a-z][a-z0-9]*(?:-[a-z0-9]+)*", text.replace("’", "'")):
+        for part in match.group().split("-"):
+            if len(part) >= 3 and part not in STOP_WORDS and not part.isdigit():
+                found.append(part)
+    return found
+
+
 def mentioned(name: str, evidence_lower: str) -> bool:
     """A name is in the (lower-cased) text, allowing another ending of the same word ("Pakistani"
     for "Pakistan's", "American" for "America")."""

@@ -17,7 +17,7 @@ from itertools import zip_longest
 from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
-from .lexical import names_in, tokenize, words
+from .lexical import is_everyday_word, names_in, terms_in, tokenize, words
 from .schema import Hit
 from .settings import Settings
 
@@ -168,6 +168,17 @@ class Retriever:
             if not any(_holds_phrase(text, phrase) for text in texts):
                 unknown.append(phrase)
         return unknown
+
+    def unknown_terms(self, question: str) -> list[str]:
+        """Lower-case terms of the question ("orjson", "tidyverse") that are not everyday words
+        and that no document uses: like an unknown name, a thing the documents never mention. An
+        everyday word the documents lack is only a paraphrase, and is left alone. Needs an
+        embedder that knows its vocabulary (the real one); without it, nothing is unknown."""
+        vocabulary = getattr(self.embedder, "everyday_words", None)
+        if not vocabulary:
+            return []
+        return [term for term in dict.fromkeys(terms_in(question))
+                if not self.knows_word(term) and not is_everyday_word(term, vocabulary)]
 
     def knows_word(self, word: str) -> bool:
         """Whether the collection mentions this word anywhere (its text or what its documents are)."""

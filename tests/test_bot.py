@@ -98,6 +98,13 @@ def test_question_naming_what_no_document_mentions_is_declined_without_calling_t
     assert answer.hits  # the closest passages are still offered
 
 
+def test_question_naming_an_uncommon_term_no_document_uses_is_declined_without_calling_the_model(make_bot, fake_embedder, monkeypatch):
+    monkeypatch.setattr(fake_embedder, "everyday_words", frozenset("how much fast when port open".split()), raising=False)
+    bot, generator = make_bot()
+    answer = bot.ask("How much faster than the Gwadar port is orjsonport?")
+    assert generator.calls == [] and answer.decline_reason == "unknown_name"
+
+
 def test_when_the_model_declines_a_sentence_restating_the_question_is_quoted(make_bot):
     bot, generator = make_bot(NOT_FOUND, NOT_FOUND, NOT_FOUND)  # the answer, then each of two passages alone
     items = list(bot.ask_stream("When did relations become tense and IMET cease operations?"))

@@ -87,3 +87,13 @@ def test_many_texts_go_through_onnx_runtime_with_the_same_vectors(tiny_docs):
     reference.max_seq_length = MAX_TOKENS
     np.testing.assert_allclose(vectors, reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True), atol=2e-6)
     np.testing.assert_allclose(vectors[-4:], embedder.embed(texts[-4:]), atol=2e-6)  # the NumPy pass, for a few texts
+
+
+@pytest.mark.real_model
+def test_the_embedder_vocabulary_holds_everyday_words_not_terms():
+    from rag.lexical import is_everyday_word
+
+    words = MiniLMEmbedder().everyday_words
+    assert len(words) > 15000 and {"capital", "founded", "package"} <= words
+    assert is_everyday_word("accompanies", words) and is_everyday_word("warmly", words)
+    assert not any(is_everyday_word(term, words) for term in ("orjson", "tidyverse", "biryani"))

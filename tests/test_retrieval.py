@@ -234,6 +234,35 @@ def test_unknown_names_are_those_no_document_mentions(retriever, question, unkno
     assert retriever.unknown_names(question) == unknown
 
 
+EVERYDAY = frozenset("when what how much fast standard module recipe chicken cease open port accompany nightmare critical time".split())
+
+
+@pytest.mark.parametrize("question, unknown", [
+    ("How much faster is orjson than the standard json module?", ["orjson", "json"]),  # terms no document uses
+    ("Give me a recipe for chicken biryani.", ["biryani"]),
+    ("When did IMET cease operations?", []),  # a term the documents use
+    ("When did the port open, nightmarishly?", []),  # a form of an everyday word: a paraphrase, not a term
+    ("When did the time-critical port open?", []),
+    ("When did Kareem Abdul-Jabbar's port open?", []),  # a name's parts are for unknown_names
+])
+def test_unknown_terms_are_uncommon_words_no_document_uses(tiny_index, fake_embedder, question, unknown):
+    class EmbedderWithVocabulary(type(fake_embedder)):
+        everyday_words = EVERYDAY
+
+    opened = tiny_index[1]
+    retriever = Retriever(opened.store, EmbedderWithVocabulary(), opened.catalog.metadata_by_source())
+    assert retriever.unknown_terms(question) == unknown
+    assert Retriever(opened.store, fake_embedder, opened.catalog.metadata_by_source()).unknown_terms(question) == []
+
+
+def test_everyday_words_allow_their_other_forms():
+    from rag.lexical import is_everyday_word
+
+    vocabulary = frozenset({"accompany", "nightmare", "use"})
+    assert is_everyday_word("accompanies", vocabulary) and is_everyday_word("nightmarishly", vocabulary)
+    assert is_everyday_word("uses", vocabulary) and not is_everyday_word("orjson", vocabulary)
+
+
 @pytest.mark.parametrize("question, parts", [
     ("Which operations does the op-ed name, and how many does the paper say the US sponsored?",
      ["Which operations does the op-ed name", "how many does the paper say the US sponsored?"]),
