@@ -30,7 +30,7 @@ from .converters.base import convert, converters, supported_suffixes
 from .errors import DocumentError, IndexCorruptError, IndexWriteError, InvalidInputError, PakusError
 from .settings import Settings
 
-CLEANING_VERSION = 2  # bump when converters or chunking change what chunks contain
+CLEANING_VERSION = 3  # bump when converters or chunking change what chunks contain (3: PDF running headers dropped)
 SOURCES_FILE = "sources.json"  # optional per-folder overrides of titles and provenance
 # Chunks embedded and committed together: fewer, larger transactions. The embedder sorts them by
 # length before cutting model batches of 16 (wiki articles: 3% of the tokens are padding; 6% in

@@ -413,3 +413,17 @@ def test_finding_the_converters_imports_no_parsing_library():
             "print(sorted(m for m in ('pypdf', 'docx', 'trafilatura', 'lxml', 'charset_normalizer') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_pdf_running_headers_and_page_numbers_are_left_out_of_the_clean_text(tmp_path):
+    pages = [["Chapter 1: Ports 1", "The Gwadar port opened in", "2007 with Chinese funding.", "1"],
+             ["Chapter 1: Ports 2", "It handles cargo ships bound", "for Central Asia.", "}", "2"],
+             ["Chapter 2: Trade 3", "Trade grew in 2019. Ships", "came from Oman.", "}", "3"],
+             ["Chapter 2: Trade 4", "Dredging deepened the channel.", "4"]]
+    document = convert(make_pdf(tmp_path / "report.pdf", pages), "report.pdf")
+    assert "Chapter" not in document.text and not any(line.strip().isdigit() for line in document.text.splitlines())
+    assert "The Gwadar port opened in 2007 with Chinese funding." in document.text
+    assert "Ships came from Oman." in document.text and "}" in document.text  # a brace is content, however often
+    start = document.text.index("Ships came")  # spans still map to the page text
+    page, page_start, page_end = document.page_span(*document.original_span(start, start + len("Ships came")))
+    assert page == 3 and page_texts(tmp_path / "report.pdf")[2][page_start:page_end].split() == ["Ships", "came"]

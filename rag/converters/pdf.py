@@ -9,6 +9,9 @@ text): words split across a line end are joined again ("infor- mation" -> "infor
 ligature characters are spelled out ("ﬁ" -> "fi", or "ﬁnance" never matches "finance"), and the
 headings named by the PDF's outline (bookmarks) are made blocks of their own and become sections.
 A PDF without an outline has no sections: guessing headings from text alone does more harm than good.
+Running headers and footers (a page's first or last line that recurs, numbers aside, on several
+pages: "Chapter 1: Introduction and preliminaries 3", a bare page number) are left out of the clean
+text: they interrupt the sentence that runs across the page break.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import bisect
 import logging
 import re
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +40,12 @@ _MEANINGLESS_TITLE = re.compile(
 _QUOTES = str.maketrans("‘’“”", "''\"\"")  # a bookmark says "doesn't", the page "doesn’t"
 _LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
 # Section numbers that a heading's text carries and its bookmark often does not.
+# A page's first or last line whose text, numbers aside, starts or ends this many pages is a
+# running header or footer; two suffice for one that starts or ends with a number (its page
+# number). In R's manuals each chapter's header ("Chapter 4: Ordered and unordered factors 18")
+# recurs on 2-20 pages.
+_RUNNING_MIN_PAGES = 3
+_NUMBERED_RUNNING_MIN_PAGES = 2
 _SECTION_NUMBER = re.compile(r"(([A-Z]\.)?\d+(\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+")  # "2.1", "B.3", "IV.", "A."
 
 
@@ -61,6 +71,7 @@ class PdfConverter:
         metadata = {"format": self.format, "pages": len(pages), "authors": info["authors"], "date": info["date"]}
         document = document_from_text(original, source, title=None, metadata=metadata, page_starts=page_starts)
         text, offsets = _repair_words(document.text, document.offsets, original)
+        text, offsets = _drop_running_lines(text, offsets, original, page_starts)
         text, offsets, sections = _mark_headings(text, offsets, original, page_starts, outline)
         document.text, document.offsets, document.sections = text, offsets, sections
         # A title page's first line names the document better than its first heading ("Introduction").
@@ -228,6 +239,39 @@ def _repair_words(text: str, offsets: list[int], original: str) -> tuple[str, li
             edits.append((hyphen, hyphen + 2, "", 0))
     for match in re.finditer("[" + "".join(_LIGATURES) + "]", text):
         edits.append((match.start(), match.end(), _LIGATURES[match.group()], offsets[match.start()]))
+    text, offsets, _ = _apply(text, offsets, edits)
+    return text, offsets
+
+
+def _edge_lines(original: str, page_starts: list[int]) -> list[tuple[int, int]]:
+    """Spans in `original` of each page's first and last non-blank line."""
+    spans: set[tuple[int, int]] = set()
+    for i, start in enumerate(page_starts):
+        end = page_starts[i + 1] - len(PAGE_SEPARATOR) if i + 1 < len(page_starts) else len(original)
+        lines = [m for m in re.finditer(r"[^\n]+", original[start:end]) if m.group().strip()]
+        spans.update((start + m.start(), start + m.end()) for m in lines[:1] + lines[-1:])
+    return sorted(spans)
+
+
+def _drop_running_lines(text: str, offsets: list[int], original: str, page_starts: list[int]) -> tuple[str, list[int]]:
+    """Leave running headers and footers out of the clean text (see the module's docstring)."""
+    def shape(span: tuple[int, int]) -> str:
+        return re.sub(r"\d+", "#", " ".join(original[span[0]:span[1]].split()))
+
+    edges = _edge_lines(original, page_starts)
+    counts = Counter(shape(span) for span in edges)
+    edits = []
+    for span in edges:
+        numbered = re.search(r"^#|#$", shape(span))
+        if counts[shape(span)] < (_NUMBERED_RUNNING_MIN_PAGES if numbered else _RUNNING_MIN_PAGES) \
+                or not re.search(r"[^\W_]", original[span[0]:span[1]]):  # a code block's "}" is content
+            continue
+        head, tail = bisect.bisect_left(offsets, span[0]), bisect.bisect_left(offsets, span[1])
+        if " ".join(text[head:tail].split()) != " ".join(original[span[0]:span[1]].split()):
+            continue  # the cleaning changed the line: not cut blind
+        while tail < len(text) and text[tail] == " ":
+            tail += 1  # "built <header> into" -> "built into"
+        edits.append((head, tail, "", 0))
     text, offsets, _ = _apply(text, offsets, edits)
     return text, offsets
 
