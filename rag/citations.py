@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .chunking import split_sentences
 from .lexical import mentioned, names_in, stems, tokenize
 from .prompts import NOT_FOUND
-from .relevance import off_subject, qualifier_mismatch
+from .relevance import off_subject, qualifier_mismatch, role_missing
 from .schema import Citation, Document, Hit
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -319,7 +319,8 @@ def _with_markers(sentence: CheckedSentence) -> str:
 
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:
     """Unsupport a backed sentence whose passages are about another subject than the question
-    names, or state the opposite end of what it asks (began for finished): see relevance.py."""
+    names, state the opposite end of what it asks (began for finished), or never name the role
+    asked for ("Who is the editor ...?"): see relevance.py."""
     for n in sentence.cited:
         hit = hits[n - 1]
         start, end = _best_sentence(hit.text, sentence.text)
@@ -327,6 +328,11 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
         if wrong_end:
             sentence.supported = False
             sentence.missing.append(f"the passage does not say what was {wrong_end}")
+            return
+        role = role_missing(question, hit.text, hit.title or "", hit.section or "")
+        if role:
+            sentence.supported = False
+            sentence.missing.append(f"the passage does not say who the {role} is")
             return
         names = off_subject(question, hit.text, hit.title, hit.section, known) if known else []
         if names:

@@ -11,7 +11,9 @@ Three general failures, three checks:
 - qualifier: a question asking for one end of an opposite pair (began/finished, born/died,
   first/last, opened/closed) is not answered by a sentence that states only the other end;
 - language: a question in a language the collection is not written in is declined, since the
-  retrieved passages can only match it by accident.
+  retrieved passages can only match it by accident;
+- role: "Who is the editor of ...?" is not answered from a passage that never names the role (a
+  list of a paper's authors holds names, not its editor).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .lexical import STOP_WORDS, at_sentence_start, mentioned, names_in, words
+from .lexical import STOP_WORDS, at_sentence_start, mentioned, names_in, stems, words
 
 # Opposite ends of an event or a sequence. A question naming one side, answered by a sentence
 # holding only words of the other side, is answered about the wrong end.
@@ -44,6 +46,23 @@ def qualifier_mismatch(question: str, sentence: str) -> str | None:
             if asked & wanted and not asked & opposite and said & opposite and not said & wanted:
                 return sorted(asked & wanted)[0]
     return None
+
+
+# "Who is/was the <role> of ...?": the role is the last word before a preposition or the end.
+_ROLE_QUESTION = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+the\s+((?:[\w'’-]+\s+){0,4}?[\w'’-]+?)"
+                            r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|who|that|cited|named)\b|\s*\?|\s*$)", re.I)
+
+
+def role_missing(question: str, passage: str, title: str, section: str) -> str | None:
+    """The role a "Who is the <role> of ...?" question asks for, when the passage, its section and
+    its document's title never name it (nor its verb: "founded" names the founder); else None."""
+    match = _ROLE_QUESTION.match(question)
+    role = stems(match.group(1).split()[-1]) if match else set()
+    if not role:
+        return None
+    (stem,) = role
+    forms = {stem, stem[:-2]} if stem.endswith(("er", "or")) and len(stem) > 5 else {stem}
+    return None if forms & stems(f"{title}\n{section}\n{passage}") else match.group(1).split()[-1]
 
 
 def off_subject(question: str, passage: str, title: str, section: str, known) -> list[str]:

@@ -365,3 +365,10 @@ def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_it_refer
     assert with_referent(passage, first, it - 1) == (first, it - 1)  # names its subject itself
     heading_then_it = "Notes\nIt can be used to add context."
     assert with_referent(heading_then_it, 6, len(heading_then_it)) == (6, len(heading_then_it))  # a heading is no referent
+
+
+def test_a_list_of_names_does_not_answer_who_holds_a_role():
+    text = "Authors: Ali, Muhammad Sarmad Waqar, Malik Danial Ishtiaq."
+    hit = Hit(1, Chunk(chunk_id="c1", source="journal.md", title="ASIO Journal", section="", start=0, end=len(text), text=text), 1.0)
+    checked = check_answer("The editor of the ASIO journal is Muhammad Sarmad Waqar [1].", [hit], "Who is the editor of the ASIO journal?", {})
+    assert checked.declined and "the passage does not say who the editor is" in checked.sentences[0].missing

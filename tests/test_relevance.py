@@ -120,3 +120,17 @@ def test_a_who_answer_must_name_someone_the_question_does_not(answer, names_some
 
     question = "Who shares the NBA credit with Newton for inventing calculus?"
     assert answers_part(question, answer, question) is names_someone
+
+
+@pytest.mark.parametrize("question, passage, missing", [
+    ("Who is the editor of the ASIO journal?", "Authors: Ali, Muhammad Sarmad Waqar, Malik Danial Ishtiaq.", "editor"),
+    ("Who is the current president of the foundation?", "The foundation is a not-for-profit body.", "president"),
+    ("Who was the first European to reach the Inca Empire?", "Aleixo Garcia was the first European to reach it.", None),
+    ("Who was the US Secretary of Defense cited about the soldiers?", "said then-US Secretary of Defense Robert Gates", None),
+    ("Who was the founder of the company?", "The company was founded by two friends.", None),  # the role's verb names it
+    ("Who won the trophy?", "Lahore won in 2019.", None),  # no role asked
+])
+def test_a_role_asked_for_must_be_named_by_the_passage(question, passage, missing):
+    from rag.relevance import role_missing
+
+    assert role_missing(question, passage, "", "") == missing
