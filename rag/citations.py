@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from .chunking import split_sentences
 from .lexical import mentioned, names_in, stems, tokenize
 from .prompts import NOT_FOUND
-from .relevance import off_subject, qualifier_mismatch, role_missing
+from .relevance import answers_part, kind_asked, off_subject, qualifier_mismatch, role_missing
 from .schema import Citation, Document, Hit
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -209,6 +209,22 @@ def _supported_prefix(sentence: str, cited: list[int], passages: list[str], ques
     return None
 
 
+# Question words that say what kind of answer is wanted, not what it is about.
+_ANSWER_KIND_STEMS = stems("year date day time many much number name called")
+
+
+def says_what_is_asked(question: str, sentence: str, title: str) -> bool:
+    """Whether a passage sentence quoted as the answer shares something of the question beyond
+    its names and its document's title: "In what year was Ingmar Bergman born?" is not answered
+    by "The Seventh Seal is a 1957 film ... directed by Ingmar Bergman", which holds the names and
+    a year but nothing of "born". True when the question asks about nothing but names, and for a
+    "Who ...?" answered by a sentence naming someone else (a byline: "Jane Doe, John Roe")."""
+    asked = stems(question) - stems(title or "") - stems(" ".join(names_in(question))) - _ANSWER_KIND_STEMS
+    if not asked or asked & stems(sentence):
+        return True
+    return kind_asked(question) == "person" and answers_part(question, sentence, question)
+
+
 def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """When the model answered with markers alone ("[2]"), answer with the cited passage's own
     sentence that best matches the question: verbatim, so nothing is claimed that it does not say."""
@@ -218,6 +234,8 @@ def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tupl
         return []
     hit = hits[numbers[0] - 1]
     start, end = with_referent(hit.text, *_best_sentence(hit.text, " ".join(_focus(question, hit)) or question))
+    if not says_what_is_asked(question, hit.text[start:end], hit.title):
+        return []
     return [(hit.text[start:end], [numbers[0]])]
 
 
@@ -273,7 +291,8 @@ def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> 
         focus = words(question) - words(hit.title)
         for start, end in answer_spans(hit):
             overlap = len(focus & words(hit.text[start:end]))
-            if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]):
+            if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]) \
+                    and says_what_is_asked(question, hit.text[start:end], hit.title):
                 start, end = with_referent(hit.text, start, end)
                 best = (overlap, n, hit.text[start:end])
     return (best[2], best[1]) if best else None

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .citations import CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, strip_markers, with_referent
+from .citations import (CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, says_what_is_asked,
+                        strip_markers, with_referent)
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit
@@ -56,7 +57,8 @@ def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mappin
                 continue
             focus = stems(question) - stems(hit.title)
             overlap = len(focus & stems(sentence))
-            if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question):
+            if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question) \
+                    or not says_what_is_asked(question, sentence, hit.title):
                 return declined
             start, end = with_referent(hit.text, start, end)
             return check_answer(f"{hit.text[start:end]} [{n}]", hits, question, documents, known)

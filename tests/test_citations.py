@@ -372,3 +372,18 @@ def test_a_list_of_names_does_not_answer_who_holds_a_role():
     hit = Hit(1, Chunk(chunk_id="c1", source="journal.md", title="ASIO Journal", section="", start=0, end=len(text), text=text), 1.0)
     checked = check_answer("The editor of the ASIO journal is Muhammad Sarmad Waqar [1].", [hit], "Who is the editor of the ASIO journal?", {})
     assert checked.declined and "the passage does not say who the editor is" in checked.sentences[0].missing
+
+
+@pytest.mark.parametrize("question, sentence, title, says", [
+    # Names and a year, but nothing of "born": not an answer, however the model pointed at it.
+    ("In what year was Ingmar Bergman born?", "The Seventh Seal is a 1957 film written and directed by Ingmar Bergman.",
+     "The Seventh Seal", False),
+    ("Where is TIBCO Software headquartered?", "S-Plus is a version of S sold by TIBCO Software Inc.", "R FAQ", False),
+    ("When did IMET cease operations?", "IMET ceased operations in 1990.", "", True),
+    ("Which authors besides Jane Doe wrote the review?", "Jane Doe, John Roe", "The Review", True),  # a byline names them
+    ("What is CSF?", "The Coalition Support Fund (CSF) reimbursed the army.", "", True),  # asks about a name only
+])
+def test_a_quoted_sentence_must_say_something_of_what_is_asked(question, sentence, title, says):
+    from rag.citations import says_what_is_asked
+
+    assert says_what_is_asked(question, sentence, title) is says
