@@ -281,7 +281,11 @@ class Bot:
             text = yield from self._generate(answer_messages(focused, hits), state)
             extra = check_answer(text, hits, question, self.documents, known)
             extra_text = strip_markers(extra.text)
-            if not extra.declined and answers_part(part, extra_text, question) and mentions_own_names(part, question, extra_text):
+            # An extra answer that repeats the answer ("30 million people" again, for "what share
+            # ...?") has not answered the part, however well it fits the part's kind.
+            repeats = " ".join(extra_text.split()).lower() in " ".join(strip_markers(checked.text).split()).lower()
+            if not extra.declined and not repeats and answers_part(part, extra_text, question) \
+                    and mentions_own_names(part, question, extra_text):
                 checked = merge_answers(checked, extra)
             else:
                 asked = part.rstrip("?").strip()

@@ -362,6 +362,16 @@ def test_a_part_the_passages_do_not_answer_is_said_to_be_missing(make_bot):
     assert answer.answer.endswith("The passages do not say who was its director.")
 
 
+def test_a_part_answered_with_the_answer_again_is_said_to_be_missing(make_bot):
+    # "What share ...?" answered again with the count the answer gave: a number, but no new one.
+    question = "How many tonnes did the Karachi port handle in 2019, and what share of the cargo was that?"
+    count = lambda m: f"The Karachi port handled 40 million tonnes [{passage_number(m, 'Karachi port handled')}]."  # noqa: E731
+    bot, _ = make_bot(count, count)
+    answer = bot.ask(question)
+    assert answer.answered and answer.answer.count("40 million tonnes") == 1
+    assert answer.answer.endswith("The passages do not say what share of the cargo was that.")
+
+
 def test_an_answer_of_another_kind_than_asked_is_asked_again_then_declined(make_bot):
     # "When ...?" answered with what happened, twice: no time is given, so nothing is answered.
     no_time = lambda m: f"IMET trained Pakistani officers in America [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
