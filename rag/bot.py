@@ -193,8 +193,8 @@ class Bot:
 
         # Declined without asking the model: nothing retrieved is close, or the question names
         # something no document mentions (a small model would answer about it from other passages).
-        known = self.retriever.knows_word
         retriever = self.retriever
+        known = retriever.knows_word
         unknown = retriever.unknown_names(standalone) or retriever.unknown_phrases(standalone) or retriever.unknown_terms(standalone)
         reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if unknown
                   else "other_language" if other_language(standalone, known) else None)
@@ -212,7 +212,8 @@ class Bot:
         messages = answer_messages(standalone, hits)
         text = yield from self._generate(messages, state)
         checked = check_answer(text, hits, standalone, self.documents, known)
-        for focused in ([hit] for hit in hits[:_PASSAGES_ALONE] if len(hits) > 1):
+        alone = [[hit] for hit in hits[:_PASSAGES_ALONE]] if len(hits) > 1 else []
+        for focused in alone:
             if not gave_nothing(checked):
                 break
             # The small model gives up too easily when several passages compete for its attention

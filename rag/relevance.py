@@ -4,7 +4,7 @@ The citation check (citations.py) confirms that a sentence's words, numbers and 
 passage it cites. That is not enough: a small model answers "founded in 1947 [2]" where passage 2
 gives the founding year of another organisation, the year a construction *began* when asked when
 it *finished*, or a fluent answer to a question in another language from an unrelated passage.
-Three general failures, three checks:
+Four general failures, four checks:
 
 - subject: a question that names something (a person, a work, an organisation) is answered only
   from a passage about it: the passage, its section or its document's title names it;

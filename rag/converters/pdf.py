@@ -39,13 +39,13 @@ _MEANINGLESS_TITLE = re.compile(
     re.I)
 _QUOTES = str.maketrans("‘’“”", "''\"\"")  # a bookmark says "doesn't", the page "doesn’t"
 _LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
-# Section numbers that a heading's text carries and its bookmark often does not.
 # A page's first or last line whose text, numbers aside, starts or ends this many pages is a
 # running header or footer; two suffice for one that starts or ends with a number (its page
 # number). In R's manuals each chapter's header ("Chapter 4: Ordered and unordered factors 18")
 # recurs on 2-20 pages.
 _RUNNING_MIN_PAGES = 3
 _NUMBERED_RUNNING_MIN_PAGES = 2
+# Section numbers that a heading's text carries and its bookmark often does not.
 _SECTION_NUMBER = re.compile(r"(([A-Z]\.)?\d+(\.\d+)*\.?|[IVXLC]+\.|[A-Z]\.)[ \t]+")  # "2.1", "B.3", "IV.", "A."
 
 
