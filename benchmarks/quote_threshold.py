@@ -17,7 +17,7 @@ import sys
 from collections import Counter
 
 from rag.bot import Bot
-from rag.citations import sentence_spans
+from rag.sentences import sentence_spans
 from rag.evaluation import is_correct, load_questions
 from rag.lexical import stems
 from rag.passages import select_passages

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .citations import (CheckedAnswer, answer_spans, best_matching_sentence, check_answer, model_declined, says_what_is_asked,
-                        strip_markers, with_referent)
+from .citations import CheckedAnswer, check_answer, model_declined, strip_markers
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit
+from .sentences import answer_spans, best_matching_sentence, says_what_is_asked, with_referent
 
 # When the model declines, a passage sentence holding this many of the question's word stems
 # (less those of the document's title), and this share of them, is the answer, quoted. Measured by

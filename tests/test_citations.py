@@ -356,7 +356,7 @@ def test_an_answer_that_is_a_document_s_title_can_be_the_answer():
 
 
 def test_a_quoted_sentence_that_refers_back_is_quoted_with_the_sentence_it_refers_to():
-    from rag.citations import with_referent
+    from rag.sentences import with_referent
 
     passage = "Notes on exceptions\nThe add_note() method is added to BaseException. It can be used to add context."
     it = passage.index("It can")
@@ -384,6 +384,6 @@ def test_a_list_of_names_does_not_answer_who_holds_a_role():
     ("What is CSF?", "The Coalition Support Fund (CSF) reimbursed the army.", "", True),  # asks about a name only
 ])
 def test_a_quoted_sentence_must_say_something_of_what_is_asked(question, sentence, title, says):
-    from rag.citations import says_what_is_asked
+    from rag.sentences import says_what_is_asked
 
     assert says_what_is_asked(question, sentence, title) is says
