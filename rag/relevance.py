@@ -57,12 +57,12 @@ def role_missing(question: str, passage: str, title: str, section: str) -> str |
     """The role a "Who is the <role> of ...?" question asks for, when the passage, its section and
     its document's title never name it (nor its verb: "founded" names the founder); else None."""
     match = _ROLE_QUESTION.match(question)
-    role = stems(match.group(1).split()[-1]) if match else set()
-    if not role:
+    role = match.group(1).split()[-1] if match else ""
+    if not stems(role):
         return None
-    (stem,) = role
+    (stem,) = stems(role)
     forms = {stem, stem[:-2]} if stem.endswith(("er", "or")) and len(stem) > 5 else {stem}
-    return None if forms & stems(f"{title}\n{section}\n{passage}") else match.group(1).split()[-1]
+    return None if forms & stems(f"{title}\n{section}\n{passage}") else role
 
 
 def off_subject(question: str, passage: str, title: str, section: str, known) -> list[str]:

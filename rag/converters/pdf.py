@@ -255,15 +255,13 @@ def _edge_lines(original: str, page_starts: list[int]) -> list[tuple[int, int]]:
 
 def _drop_running_lines(text: str, offsets: list[int], original: str, page_starts: list[int]) -> tuple[str, list[int]]:
     """Leave running headers and footers out of the clean text (see the module's docstring)."""
-    def shape(span: tuple[int, int]) -> str:
-        return re.sub(r"\d+", "#", " ".join(original[span[0]:span[1]].split()))
-
-    edges = _edge_lines(original, page_starts)
-    counts = Counter(shape(span) for span in edges)
+    # A line's shape: its words, numbers written "#" (a page number changes from page to page).
+    shapes = {span: re.sub(r"\d+", "#", " ".join(original[span[0]:span[1]].split())) for span in _edge_lines(original, page_starts)}
+    counts = Counter(shapes.values())
     edits = []
-    for span in edges:
-        numbered = re.search(r"^#|#$", shape(span))
-        if counts[shape(span)] < (_NUMBERED_RUNNING_MIN_PAGES if numbered else _RUNNING_MIN_PAGES) \
+    for span, shape in shapes.items():
+        numbered = re.search(r"^#|#$", shape)
+        if counts[shape] < (_NUMBERED_RUNNING_MIN_PAGES if numbered else _RUNNING_MIN_PAGES) \
                 or not re.search(r"[^\W_]", original[span[0]:span[1]]):  # a code block's "}" is content
             continue
         head, tail = bisect.bisect_left(offsets, span[0]), bisect.bisect_left(offsets, span[1])
