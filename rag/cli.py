@@ -3,11 +3,13 @@
 Only click and the light modules are imported at the top: `pakus --help` must answer instantly, so
 everything heavy is imported inside the command that needs it. Every `PakusError` becomes one line
 on stderr and a non-zero exit code; nothing the user can cause prints a traceback.
+
+The commands that change or list a collection's documents live in cli_collections.py and are
+registered here, so that this group still lists every command.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,9 +17,10 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_collections import add, collections, remove, sources, sync
+from .cli_options import collection_option, command_settings, echo_json
 from .errors import InvalidInputError, PakusError
-from .settings import BACKENDS, Settings
-from .stores.base import STORES
+from .settings import BACKENDS
 
 EXAMPLES = """
 \b
@@ -39,19 +42,6 @@ Examples:
 Settings can also come from the environment: PAKUS_COLLECTION, PAKUS_HOME, PAKUS_K, PAKUS_BACKEND,
 PAKUS_MODEL_PATH, PAKUS_CACHE_DIR, PAKUS_INDEX_DIR, PAKUS_SEEDS_DIR, PAKUS_THREADS, PAKUS_MAX_FILE_MB.
 """
-
-
-def _settings(**overrides) -> Settings:
-    return Settings.from_env().with_overrides(**overrides)
-
-
-collection_option = click.option(
-    "-c", "--collection", default=None, metavar="NAME",
-    help="Collection to use (default: seeds, or PAKUS_COLLECTION). See: pakus collections.")
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def _read_question(question: str) -> str:
@@ -128,7 +118,7 @@ def index_build(force: bool) -> None:
     from .index import build_seeds
 
     started = time.perf_counter()
-    settings = _settings().with_overrides(collection="seeds")
+    settings = command_settings().with_overrides(collection="seeds")
     reports = build_seeds(settings, force=force, progress=True)
     print_reports(reports, settings.collection, time.perf_counter() - started, quiet_unchanged=False)
     if any(r.failed for r in reports):
@@ -142,9 +132,9 @@ def index_status_command(collection: str | None, as_json: bool) -> None:
     """Documents, chunks, model, and whether the collection is up to date with its files."""
     from .index import index_status
 
-    status = index_status(_settings(collection=collection))
+    status = index_status(command_settings(collection=collection))
     if as_json:
-        _echo_json(status)
+        echo_json(status)
     else:
         from .display import print_status
 
@@ -153,177 +143,10 @@ def index_status_command(collection: str | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-# --- collections -------------------------------------------------------------------------------
+# --- collections: add, sync, remove, sources, collections (cli_collections.py) ------------------
 
-_store_option = click.option("--store", type=click.Choice(STORES), default=None,
-                             help="Where a NEW collection keeps its index (default embedded; see README).")
-
-
-def _ingest_output(as_json: bool):
-    """Per-file lines as they happen (text mode), or nothing until the JSON list at the end.
-
-    Files that did not change get no line of their own (the summary counts them, --json lists
-    them): a second `add` of 10,000 files would otherwise print 10,000 lines that say nothing.
-    Each line is printed with the progress bars (on stderr) lifted and drawn again below it,
-    instead of into the middle of a bar."""
-    if as_json:
-        return None
-    from tqdm import tqdm
-
-    from .display import report_line
-
-    def echo(report) -> None:
-        if report.status != "unchanged":
-            with tqdm.external_write_mode(file=sys.stdout):
-                click.echo(report_line(report))
-
-    return echo
-
-
-def _finish_ingest(reports, collection: str, seconds: float, as_json: bool) -> None:
-    if as_json:
-        _echo_json([r.to_dict() for r in reports])
-    else:
-        from .display import summary_line
-
-        click.echo(summary_line(reports, collection, seconds))
-    if any(r.failed for r in reports):
-        sys.exit(1)
-
-
-@main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@collection_option
-@click.option("--force", is_flag=True, help="Convert and embed again even files that did not change.")
-@_store_option
-@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
-def add(paths: tuple[Path, ...], collection: str | None, force: bool, store: str | None, as_json: bool) -> None:
-    """Add files and folders (recursively) to a collection, creating it if needed.
-
-    Reads .pdf .docx .html .htm .md .markdown .txt; unchanged files are skipped by their hash."""
-    import time
-
-    from .ingest import add as add_files
-
-    started = time.perf_counter()
-    settings = _settings(collection=collection)
-    reports = add_files(paths, settings, force=force, progress=not as_json, on_report=_ingest_output(as_json),
-                        store=store, store_options=_store_options(store))
-    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
-
-
-@main.command()
-@click.argument("folder", type=click.Path(path_type=Path))
-@collection_option
-@click.option("--force", is_flag=True, help="Convert and embed again even files that did not change.")
-@_store_option
-@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
-def sync(folder: Path, collection: str | None, force: bool, store: str | None, as_json: bool) -> None:
-    """Make a collection mirror FOLDER: new and changed files indexed, files gone removed."""
-    import time
-
-    from .ingest import sync as sync_folder
-
-    started = time.perf_counter()
-    settings = _settings(collection=collection)
-    reports = sync_folder(folder, settings, force=force, progress=not as_json, on_report=_ingest_output(as_json),
-                          store=store, store_options=_store_options(store))
-    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
-
-
-def _store_options(store: str | None) -> dict | None:
-    """A new Milvus collection remembers its URI (PAKUS_MILVUS_URI), so later commands find it."""
-    if store != "milvus":
-        return None
-    from .stores.milvus import options_from_env
-
-    return options_from_env()
-
-
-@main.command()
-@click.argument("targets", nargs=-1, required=True)
-@collection_option
-@click.option("--json", "as_json", is_flag=True, help="Print the per-file results as a JSON list.")
-def remove(targets: tuple[str, ...], collection: str | None, as_json: bool) -> None:
-    """Remove documents from a collection, by path (a folder: all under it) or by source name."""
-    import time
-
-    from .ingest import remove as remove_files
-
-    started = time.perf_counter()
-    settings = _settings(collection=collection)
-    reports = remove_files(targets, settings, on_report=_ingest_output(as_json))
-    _finish_ingest(reports, settings.collection, time.perf_counter() - started, as_json)
-
-
-@main.command()
-@collection_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per document.")
-def sources(collection: str | None, as_json: bool) -> None:
-    """List a collection's documents: source, title, format, pages, chunks, sha256, added at."""
-    from .collections import list_sources
-
-    settings = _settings(collection=collection)
-    records = list_sources(settings)
-    if as_json:
-        _echo_json(records)
-        return
-    from .display import print_documents
-
-    print_documents(records, settings.collection)
-
-
-@main.group(invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-@click.pass_context
-def collections(ctx: click.Context, as_json: bool) -> None:
-    """List the collections (pakus collections delete NAME deletes one; set NAME --k N sets its k)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from .collections import list_collections
-
-    records = list_collections(_settings())
-    if as_json:
-        _echo_json(records)
-        return
-    from .display import print_collections
-
-    print_collections(records)
-
-
-@collections.command("delete")
-@click.argument("name")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def collections_delete(name: str, yes: bool) -> None:
-    """Delete collection NAME and its index (your original files are not touched)."""
-    from .collections import delete, require
-
-    settings = _settings()
-    require(settings, name)
-    if not yes and not click.confirm(f"Delete collection {name!r} and its index? Your files are not touched.", err=True):
-        click.echo("pakus: nothing deleted", err=True)
-        sys.exit(1)
-    delete(settings, name)
-    click.echo(f"deleted collection {name!r}")
-
-
-@collections.command("set")
-@click.argument("name")
-@click.option("-k", "--k", "k", required=True, metavar="N|default",
-              help="Passages given to the model for this collection's questions; 'default' goes back to pakus's.")
-def collections_set(name: str, k: str) -> None:
-    """Change collection NAME's settings (measure first: pakus eval QUESTIONS -c NAME -k N)."""
-    from .collections import set_k
-    from .settings import DEFAULT_K
-
-    if k.strip().lower() == "default":
-        value = None
-    elif k.strip().isdigit():
-        value = int(k)
-    else:
-        raise InvalidInputError(f"--k must be a whole number or 'default', got {k!r}")
-    set_k(_settings(), name, value)
-    click.echo(f"collection {name!r}: k = {value or DEFAULT_K}" + (" (the default)" if value is None else ""))
+for _command in (add, sync, remove, sources, collections):
+    main.add_command(_command)
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -338,9 +161,9 @@ def search(query: str, collection: str | None, k: int, as_json: bool) -> None:
     """Show the passages that best match QUERY (no language model involved)."""
     from .bot import Bot
 
-    hits = Bot(_settings(collection=collection)).search(_read_question(query), k)
+    hits = Bot(command_settings(collection=collection)).search(_read_question(query), k)
     if as_json:
-        _echo_json([h.to_dict() for h in hits])
+        echo_json([h.to_dict() for h in hits])
         return
     from .display import print_hits
 
@@ -375,10 +198,10 @@ def ask(question: str, collection: str | None, k: int | None, backend: str | Non
     from .bot import Bot
     from .display import stream_answer
 
-    bot = Bot(_settings(collection=collection, backend=backend, model_path=model_path, k=k))
+    bot = Bot(command_settings(collection=collection, backend=backend, model_path=model_path, k=k))
     question = _read_question(question)
     if as_json:
-        _echo_json(bot.ask(question).to_dict())
+        echo_json(bot.ask(question).to_dict())
         return
     stream_answer(bot.ask_stream(question), explain=explain)
 
@@ -390,7 +213,7 @@ def chat(collection: str | None, k: int | None, backend: str | None, model_path:
     from .bot import Bot, Chat
     from .display import run_chat
 
-    run_chat(Chat(Bot(_settings(collection=collection, backend=backend, model_path=model_path, k=k))))
+    run_chat(Chat(Bot(command_settings(collection=collection, backend=backend, model_path=model_path, k=k))))
 
 
 # --- model -------------------------------------------------------------------------------------
@@ -411,7 +234,7 @@ def model_path_command() -> None:
     """
     from .generators.model_files import default_gguf_path
 
-    click.echo(default_gguf_path(_settings()))  # progress, if it assembles, goes to stderr
+    click.echo(default_gguf_path(command_settings()))  # progress, if it assembles, goes to stderr
 
 
 # --- doctor ------------------------------------------------------------------------------------
@@ -428,10 +251,10 @@ def doctor(repair: bool, quick: bool, as_json: bool) -> None:
     """
     from .doctor import run_checks
 
-    findings = run_checks(_settings(), full_model_hash=not quick, repair=repair)
+    findings = run_checks(command_settings(), full_model_hash=not quick, repair=repair)
     ok = all(f.ok for f in findings)
     if as_json:
-        _echo_json({"ok": ok, "findings": [f.to_dict() for f in findings]})
+        echo_json({"ok": ok, "findings": [f.to_dict() for f in findings]})
     else:
         from .display import print_findings
 
@@ -452,7 +275,7 @@ def ui(host: str, port: int, share: bool, collection: str | None) -> None:
     """Open the chat page in your browser (Gradio, on this machine)."""
     from ui.app import launch
 
-    launch(host=host, port=port, share=share, settings=_settings(collection=collection))
+    launch(host=host, port=port, share=share, settings=command_settings(collection=collection))
 
 
 @main.command("eval")
@@ -464,7 +287,7 @@ def eval_command(questions: Path | None, as_json: bool, collection: str | None, 
     """Measure retrieval, answers, citations and speed on a question set (JSONL)."""
     from .evaluation import run_eval
 
-    sys.exit(run_eval(questions, _settings(collection=collection, backend=backend, model_path=model_path, k=k), as_json))
+    sys.exit(run_eval(questions, command_settings(collection=collection, backend=backend, model_path=model_path, k=k), as_json))
 
 
 if __name__ == "__main__":
