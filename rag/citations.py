@@ -17,12 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .chunking import split_sentences
-from .lexical import mentioned, names_in, stems, tokenize
+from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
+from .lexical import words as lexical_words
 from .prompts import NOT_FOUND
-from .relevance import off_subject, qualifier_mismatch, role_missing
+from .relevance import off_subject, qualifier_mismatch, question_parts, role_missing
 from .schema import Citation, Document, Hit
 from .sentences import (LEADER_DOTS, SECTION_NUMBER, best_matching_sentence, label_key, says_what_is_asked, sentence_spans,
-                        with_referent)
+                        with_context)
 
 _MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -91,14 +92,19 @@ def _support(sentence: str, passages: list[str], question: str, labels: list[str
     of what the passages are about ("The R FAQ thanks ..." from a passage of the R FAQ that never
     repeats its name; "Python 3.11 ..." from "What's New In Python 3.11")."""
     evidence = " ".join(passages)
-    evidence_words = stems(evidence)
     named = " ".join([evidence, *labels])
     named_lower = named.lower()
-    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(named))
+    # A number the passage writes as a word ("three-eighths") states the answer's digits ("3/8").
+    evidence_words = stems(evidence) | spelled_numbers(evidence)
+    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(named) | spelled_numbers(named))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
     abbreviations = initialisms(named)
     missing += sorted(n for n in names_in(sentence) if not mentioned(n, named_lower) and n not in abbreviations)
+    # A name the passage's title or section holds is backed as a word too: "Kafka" from a passage
+    # of the "Franz Kafka" article that only says "Kafkaesque" and "his works".
+    label_words = set(lexical_words(" ".join(labels)))
+    evidence_words |= stems(" ".join(w for w in re.findall(r"\b[A-Z][\w'’-]*", sentence) if w.lower() in label_words))
     words = stems(sentence) - stems(question) - _FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing
@@ -198,7 +204,7 @@ def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tupl
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
     hit = hits[numbers[0] - 1]
-    start, end = with_referent(hit.text, *_best_sentence(hit.text, " ".join(_focus(question, hit)) or question))
+    start, end = with_context(hit.text, *_best_sentence(hit.text, " ".join(_focus(question, hit)) or question))
     if not says_what_is_asked(question, hit.text[start:end], hit.title):
         return []
     return [(hit.text[start:end], [numbers[0]])]
@@ -334,9 +340,12 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     # The cited documents' titles and sections count: "in Python 3.11" is answered by "What's New
     # In Python 3.11", whose passages need not repeat the version.
     cited_context = " ".join([cited_text, *(labels[n - 1] for s in shown for n in s.cited)])
-    if shown and _numbers(strip_markers(question)) - _numbers(cited_context):
+    cited_numbers = _numbers(cited_context) | spelled_numbers(cited_context)
+    if shown and all(_numbers(strip_markers(part)) - cited_numbers for part in question_parts(question)):
         # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
-        # whatever the model wrote, it is not an answer from these passages.
+        # whatever the model wrote, it is not an answer from these passages. Of a compound question
+        # one part is enough ("What encoding ..., and which version ... in Python 3.11?" answered
+        # for the encoding); the other is the part check's to ask again for.
         return CheckedAnswer("", checked, [], [s.text for s in checked], declined=True)
     answer_text = expand_acronyms(" ".join(_with_markers(s) for s in shown), cited_text)
 

@@ -100,6 +100,37 @@ def terms_in(text: str) -> list[str]:
     return found
 
 
+# Numbers written as words: a passage's "three-eighths" states the "3/8" of an answer, and its
+# "Symphony No. 9" is the "Ninth Symphony" of a question.
+_UNIT_WORDS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+               "sixteen seventeen eighteen nineteen").split()
+_ORDINAL_WORDS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+                  "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth").split()
+_TEN_WORDS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+NUMBER_WORDS = ({w: n for n, w in enumerate(_UNIT_WORDS, start=1)} | {w: n for n, w in enumerate(_ORDINAL_WORDS, start=1)}
+                | _TEN_WORDS | {w[:-1] + "ieth": n for w, n in _TEN_WORDS.items()} | {"half": 2, "halve": 2, "quarter": 4, "dozen": 12})
+
+
+def number_value(word: str) -> int | None:
+    """The number a lower-case word spells ("ninth" 9, "eighths" 8, "twenty-one" 21), or None."""
+    pieces = [NUMBER_WORDS.get(p) or NUMBER_WORDS.get(p.removesuffix("s")) for p in word.split("-")]
+    if len(pieces) == 2 and pieces[0] in _TEN_WORDS.values() and pieces[1] and pieces[1] < 10:
+        return pieces[0] + pieces[1]
+    return pieces[0] if len(pieces) == 1 else None
+
+
+def spelled_numbers(text: str) -> set[str]:
+    """The numbers that `text` writes as words, as digits ("three-eighths" -> {"3", "8"})."""
+    found = set()
+    for word in words(text):
+        value = number_value(word)
+        if value is not None:
+            found.add(str(value))
+        elif "-" in word:
+            found.update(str(v) for v in map(number_value, word.split("-")) if v is not None)
+    return found
+
+
 def mentioned(name: str, evidence_lower: str) -> bool:
     """A name is in the (lower-cased) text, allowing another ending of the same word ("Pakistani"
     for "Pakistan's", "American" for "America")."""

@@ -387,3 +387,43 @@ def test_a_quoted_sentence_must_say_something_of_what_is_asked(question, sentenc
     from rag.sentences import says_what_is_asked
 
     assert says_what_is_asked(question, sentence, title) is says
+
+
+def test_a_quoted_sentence_that_sets_up_a_case_is_quoted_with_the_sentence_that_takes_it_up():
+    from rag.sentences import with_context
+
+    passage = ("The declaration goes on the first line. One exception is a file that starts with a shebang line. "
+               "In this case, the declaration goes on the second line. Editors read it too.")
+    case = passage.index("One exception")
+    sequel_end = passage.index(" Editors")
+    assert passage[slice(*with_context(passage, case, passage.index(" In this")))].endswith("goes on the second line.")
+    assert with_context(passage, case, passage.index(" In this"))[1] == sequel_end
+    first_end = passage.index(" One exception")
+    assert with_context(passage, 0, first_end) == (0, first_end)  # the next sentence does not take it up
+    across = "A file may start with a shebang line.\nIn this case, see below."
+    assert with_context(across, 0, across.index("\n")) == (0, across.index("\n"))  # not across a paragraph
+
+
+def _hit(text: str, title: str = "", section: str = "") -> Hit:
+    return Hit(1, Chunk(chunk_id="c1", source="doc.md", title=title, section=section, start=0, end=len(text), text=text), 1.0)
+
+
+def test_a_number_the_passage_spells_out_backs_its_digits():
+    hit = _hit("The heads account for three-eighths of the size of the whole statue.", title="Moai")
+    checked = check_answer("3/8 of the size of the whole statue [1]", [hit], "What share of a moai's size is its head?", {})
+    assert not checked.declined
+    assert check_answer("5/8 of the size of the whole statue [1]", [hit], "What share of a moai's size is its head?", {}).declined
+
+
+def test_a_name_in_the_passages_title_backs_an_answer_naming_it():
+    hit = _hit("The term Kafkaesque has entered the lexicon to describe situations like those in his writings.", title="Franz Kafka")
+    question = "Which writer's name gave rise to an adjective for nightmarish situations?"
+    assert not check_answer("Kafka [1]", [hit], question, {}).declined
+    assert check_answer("Conrad [1]", [hit], question, {}).declined
+
+
+def test_a_number_of_one_part_of_a_compound_question_does_not_decline_the_other_part():
+    hit = _hit("By default, Python source files are treated as encoded in UTF-8.")
+    question = "What encoding do source files use by default, and which Unicode version does Python 3.11 support?"
+    assert not check_answer("UTF-8 [1].", [hit], question, {}).declined
+    assert check_answer("UTF-8 [1].", [hit], "Which encoding do source files use in Python 3.11?", {}).declined

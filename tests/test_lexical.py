@@ -53,3 +53,16 @@ def test_a_name_with_a_lower_case_suffix_is_the_name():
     # A passage on "Windows paths" is about what "Windows-style paths" names; "Coca-Cola" stays whole.
     assert names_in("On a Linux machine, which class reads Windows-style paths?") == {"linux", "windows"}
     assert names_in("The US-led talks and the Kerry-Lugar-Berman Act") == {"us", "kerry-lugar-berman", "act"}
+
+
+@pytest.mark.parametrize("text, numbers", [
+    ("three-eighths of the statue", {"3", "8"}),
+    ("Beethoven's Ninth Symphony", {"9"}),
+    ("twenty-one guns", {"21"}),
+    ("the second line", {"2"}),
+    ("no numbers here, only someone", set()),
+])
+def test_numbers_written_as_words_are_read_as_digits(text, numbers):
+    from rag.lexical import spelled_numbers
+
+    assert spelled_numbers(text) == numbers
