@@ -11,7 +11,7 @@ from .citations import CheckedAnswer, check_answer, model_declined, strip_marker
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit
-from .sentences import answer_spans, best_matching_sentence, says_what_is_asked, with_referent
+from .sentences import answer_spans, best_matching_sentence, says_what_is_asked, with_context
 
 # When the model declines, a passage sentence holding this many of the question's word stems
 # (less those of the document's title), and this share of them, is the answer, quoted. Measured by
@@ -60,6 +60,6 @@ def pointed_answer(reply: str, hits: list[Hit], question: str, documents: Mappin
             if overlap < POINTED_MIN_STEMS or overlap < POINTED_MIN_SHARE * len(focus) or not answers_part(question, sentence, question) \
                     or not says_what_is_asked(question, sentence, hit.title):
                 return declined
-            start, end = with_referent(hit.text, start, end)
+            start, end = with_context(hit.text, start, end)
             return check_answer(f"{hit.text[start:end]} [{n}]", hits, question, documents, known)
     return declined

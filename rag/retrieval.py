@@ -17,7 +17,7 @@ from itertools import zip_longest
 from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
-from .lexical import is_everyday_word, names_in, terms_in, tokenize, words
+from .lexical import is_everyday_word, names_in, number_value, terms_in, tokenize, words
 from .schema import Hit
 from .settings import Settings
 
@@ -108,8 +108,24 @@ def _holds_phrase(text: str, phrase: str) -> bool:
     if joined in " ".join(text_words):
         return True
     size = len(target)
-    return any(difflib.SequenceMatcher(None, joined, " ".join(text_words[i:i + size])).ratio() >= 0.85
-               for i in range(len(text_words) - size + 1))
+    if any(difflib.SequenceMatcher(None, joined, " ".join(text_words[i:i + size])).ratio() >= 0.85
+           for i in range(len(text_words) - size + 1)):
+        return True
+    return _holds_numbered_name(text, phrase)
+
+
+def _holds_numbered_name(text: str, phrase: str) -> bool:
+    """A name with a number in it, numbered another way ("Ninth Symphony" and "Symphony No. 9"):
+    its number and its other words all within a few words of each other."""
+    def normal(words_: list[str]) -> list[str]:
+        return [str(number_value(w)) if number_value(w) is not None else w for w in words_]
+
+    target = normal(words(phrase))
+    if not any(w.isdigit() for w in target):
+        return False
+    text_words = normal(words(text))
+    window = len(target) + 2
+    return any(set(target) <= set(text_words[i:i + window]) for i in range(len(text_words)))
 
 
 def validate_k(k: int) -> int:

@@ -33,6 +33,22 @@ def with_referent(passage: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# A sentence that opens by taking up the case the one before it set ("In this case, the encoding
+# declaration should be added as the second line"): the consequence, often the very answer.
+_SEQUEL = re.compile(r"(?:in (?:this|that|such|either|both|these|those) cases?|if so|otherwise)\b", re.I)
+
+
+def with_context(passage: str, start: int, end: int) -> tuple[int, int]:
+    """A quoted sentence with what it needs to answer: the sentence before it when it refers back
+    (`with_referent`), and the next sentence of its paragraph when that one takes up the case it
+    sets ("One exception ... is when the file starts with a shebang line. In this case, ...")."""
+    start, end = with_referent(passage, start, end)
+    after = [span for span in sentence_spans(passage) if span[0] >= end]
+    if after and "\n" not in passage[end:after[0][0]] and _SEQUEL.match(passage[after[0][0]:after[0][1]]):
+        return start, after[0][1]
+    return start, end
+
+
 LEADER_DOTS = re.compile(r"(?:\.\s?){4,}")  # "Fixed-width files ........ 8": a table-of-contents line
 SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\s+")
 
@@ -77,6 +93,6 @@ def best_matching_sentence(hits: list[Hit], question: str, words, qualifies) -> 
             overlap = len(focus & words(hit.text[start:end]))
             if qualifies(overlap, len(focus)) and (best is None or overlap > best[0]) \
                     and says_what_is_asked(question, hit.text[start:end], hit.title):
-                start, end = with_referent(hit.text, start, end)
+                start, end = with_context(hit.text, start, end)
                 best = (overlap, n, hit.text[start:end])
     return (best[2], best[1]) if best else None

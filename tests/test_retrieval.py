@@ -293,3 +293,15 @@ def test_each_part_of_a_compound_question_gets_its_best_passage(retriever):
 ])
 def test_unknown_phrases_are_names_no_passage_holds(retriever, question, unknown):
     assert retriever.unknown_phrases(question) == unknown
+
+
+@pytest.mark.parametrize("text, phrase, holds", [
+    ("His Symphony No. 9 in D minor was first performed in Vienna.", "Ninth Symphony", True),
+    ("His Symphony No. 5 was first performed in Vienna.", "Ninth Symphony", False),
+    ("The ninth symphony opened the season.", "Ninth Symphony", True),
+    ("A symphony in nine movements was never finished.", "Red Symphony", False),  # no number in the name
+])
+def test_a_name_numbered_another_way_is_held(text, phrase, holds):
+    from rag.retrieval import _holds_phrase
+
+    assert _holds_phrase(text, phrase) is holds
