@@ -26,7 +26,7 @@ _EXPORTS = {
     "IndexCorruptError": "errors", "IndexStaleError": "errors", "ModelError": "errors",
     "ModelMissingError": "errors", "ModelCorruptError": "errors", "GenerationError": "errors", "DocumentError": "errors",
     "Bot": "bot", "Chat": "bot",
-    "FileReport": "ingest", "CollectionBusyError": "ingest", "CollectionMissingError": "collections",
+    "FileReport": "ingest", "CollectionBusyError": "write_access", "CollectionMissingError": "collections",
     "Generator": "generators",
 }
 _API_FUNCTIONS = ("search", "ask", "ask_stream", "default_bot", "add", "sync", "remove", "sources", "collections")

@@ -105,8 +105,8 @@ def answer_k(settings: Settings, info: CollectionInfo | None) -> int:
 
 def set_k(settings: Settings, name: str, k: int | None) -> CollectionInfo:
     """Store the collection's own k (None: back to the default), taking the lock `pakus add` takes."""
-    from .ingest import write_lock
     from .retrieval import validate_k
+    from .write_access import write_lock
 
     if k is not None:
         validate_k(k)

@@ -288,7 +288,7 @@ def _repair(settings: Settings, name: str) -> None:
     from dataclasses import asdict as as_dict
 
     from .collections import directory, open_collection
-    from .ingest import write_lock
+    from .write_access import write_lock
 
     folder = directory(settings, name)
     with write_lock(folder, name):

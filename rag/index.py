@@ -17,8 +17,9 @@ from typing import Any
 from .collections import DEFAULT, Opened, open_collection, read_info, require
 from .converters.base import converters
 from .errors import IndexMissingError, PakusError
-from .ingest import SOURCES_FILE, _sha256, built_with_other_settings, sync, walk
+from .ingest import SOURCES_FILE, _sha256, sync, walk
 from .settings import Settings
+from .write_access import built_with_other_settings
 
 
 def refresh_command(opened: Opened, settings: Settings | None = None) -> str:
