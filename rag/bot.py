@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import CheckedAnswer, check_answer, merge_answers, model_declined, strip_markers
+from .citations import CheckedAnswer, check_answer, model_declined, strip_markers
+from .compound import answer_by_parts, complete_parts
 from .collections import answer_k
 from .quoting import pointed_answer, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
@@ -25,7 +26,7 @@ from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import MAX_PASSAGE_CHARS, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
-from .relevance import answers_part, kind_asked, mentions_own_names, other_language, unanswered_parts
+from .relevance import other_language
 from .retrieval import Retriever, question_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
@@ -46,7 +47,6 @@ _NEEDS_CONTEXT = re.compile(
 )
 # What every answer prompt starts with: the instructions and the opening of the user's turn.
 _PROMPT_PREFIX = answer_messages("", [])
-_KIND_ASKED = {"time": "year or date", "number": "number", "person": "name of the person"}
 # A declined answer is asked again with each of the first passages alone, in rank order.
 _PASSAGES_ALONE = 2
 _ANSWER_TOKENS = 120  # one or two sentences with markers; a cap keeps a rambling model fast
@@ -209,6 +209,12 @@ class Bot:
         hits = select_passages(hits, self.documents, k, max_chars=MAX_PASSAGE_CHARS * max(k, 2) // 2)
         generator = self.generator
         state = {"first_token": None}
+
+        def generate(messages_):  # a reply streamed, for the part checks of compound.py
+            return self._generate(messages_, state)
+
+        def check(text_: str, question_: str):
+            return check_answer(text_, hits, question_, self.documents, known)
         messages = answer_messages(standalone, hits)
         text = yield from self._generate(messages, state)
         checked = check_answer(text, hits, standalone, self.documents, known)
@@ -225,16 +231,21 @@ class Bot:
             retry = check_answer(retry_text, focused, standalone, self.documents, known)
             if not retry.declined:
                 hits, messages, text, checked = focused, retry_messages, retry_text, retry
+        by_parts = None
         if gave_nothing(checked):
             # Still declined, yet a passage sentence may nearly restate the question: then it is
             # the answer, quoted verbatim (see quoting.QUOTE_MIN_STEMS for how "nearly" was measured).
             quoted = quote_answer(hits, standalone, self.documents, known)
             if quoted.declined:
                 quoted = self._pointed_sentence(standalone, hits, state, known)
+            if quoted.declined:
+                by_parts = yield from answer_by_parts(standalone, hits, generate, check)
             if not quoted.declined:
                 checked = quoted
-        if not checked.declined:
-            checked = yield from self._complete_parts(standalone, hits, checked, state, known)
+            elif by_parts is not None:
+                checked = by_parts  # its parts are asked for already
+        if not checked.declined and by_parts is None:
+            checked = yield from complete_parts(standalone, hits, checked, generate, check)
         finished = time.perf_counter()
         usage = next((u for m, u in state.get("usage", ()) if m is messages and u), None)  # the backend's own counts
         timings.update(
@@ -261,39 +272,6 @@ class Bot:
         pieces = self._generate(pointing_messages(question, hits), state)
         reply = "".join(pieces)  # not streamed: only a sentence found in a passage is shown
         return pointed_answer(reply, hits, question, self.documents, known)
-
-    def _complete_parts(self, question: str, hits: list[Hit], checked, state: dict, known):
-        """Ask again for each part of a compound question that the answer left out ("When ...,
-        and with whom?" answered with the year only), and say plainly which parts the passages
-        do not answer. Streams what it adds; returns the completed CheckedAnswer."""
-        missing = unanswered_parts(question, strip_markers(checked.text))
-        if missing == [question]:
-            # A simple question answered with something else than it asks for ("When ...?" with
-            # who did it): asked once more, and declined if the answer is still not of that kind.
-            yield " "
-            text = yield from self._generate(answer_messages(f"{question} Answer with the {_KIND_ASKED.get(kind_asked(question), 'fact')} only.", hits), state)
-            retry = check_answer(text, hits, question, self.documents, known)
-            if not retry.declined and answers_part(question, strip_markers(retry.text), question):
-                return retry
-            return CheckedAnswer("", checked.sentences, [], checked.unsupported + [strip_markers(checked.text)], declined=True)
-        for part in missing:
-            yield " "
-            focused = f"{question} Answer only this part: {part}"
-            text = yield from self._generate(answer_messages(focused, hits), state)
-            extra = check_answer(text, hits, question, self.documents, known)
-            extra_text = strip_markers(extra.text)
-            # An extra answer that repeats the answer ("30 million people" again, for "what share
-            # ...?") has not answered the part, however well it fits the part's kind.
-            repeats = " ".join(extra_text.split()).lower() in " ".join(strip_markers(checked.text).split()).lower()
-            if not extra.declined and not repeats and answers_part(part, extra_text, question) \
-                    and mentions_own_names(part, question, extra_text):
-                checked = merge_answers(checked, extra)
-            else:
-                asked = part.rstrip("?").strip()
-                note = f"The passages do not say {asked[:1].lower()}{asked[1:]}."
-                yield note
-                checked = merge_answers(checked, CheckedAnswer(note, [], [], [], declined=False))
-        return checked
 
     def _serial(self):
         """The model lock around an in-process model (one KV cache: one stream at a time); nothing

@@ -218,3 +218,34 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
         if unmentioned or not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
             missing.append(part)
     return missing
+
+
+_ASKS_WH = re.compile(rf"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b", re.I)
+
+
+def subject_parts(question: str, passages_text: str) -> list[str]:
+    """A question asked of two named subjects at once ("In which years did Toni Morrison and
+    Kenzaburō Ōe receive the Nobel Prize?"), as one question per subject; [] for any other. Two
+    names joined by "and" that the passages hold as one phrase are one name ("Pride and
+    Prejudice", "Bosnia and Herzegovina")."""
+    if not _ASKS_WH.match(question):  # "Did Ali and Omar meet?" asks about the two together
+        return []
+    tokens = list(re.finditer(r"\S+", question))
+    capitalised = [t.group()[0].isupper() and t.group().lower() not in STOP_WORDS for t in tokens]
+    for i, token in enumerate(tokens):
+        if token.group() != "and" or i == 0 or i + 1 >= len(tokens) or not (capitalised[i - 1] and capitalised[i + 1]):
+            continue
+        first = i - 1
+        while first > 0 and capitalised[first - 1]:
+            first -= 1
+        last = i + 1
+        while last + 1 < len(tokens) and capitalised[last + 1]:
+            last += 1
+        start, end = tokens[first].start(), tokens[last].end()
+        joined = question[start:end].rstrip("?,.;:")
+        end = start + len(joined)
+        if " ".join(joined.lower().split()) in " ".join(passages_text.lower().split()):
+            return []
+        left, right = question[start:token.start()].strip(), question[token.end():end].strip()
+        return [f"{question[:start]}{left}{question[end:]}", f"{question[:start]}{right}{question[end:]}"]
+    return []

@@ -388,3 +388,22 @@ def test_a_reply_of_only_a_list_number_is_retried_like_a_decline(make_bot):
     answer = bot.ask("Which programme trained Pakistani officers in America?")
     assert len(generator.calls) == 2 and generator.calls[1]["messages"][1]["content"].count("\n[") == 1  # the focused retry
     assert answer.answered and "IMET" in answer.answer and not answer.answer.startswith("2")
+
+
+def test_a_compound_question_declined_whole_is_asked_part_by_part(make_bot):
+    question = "Which fund reimbursed the army, and when did the officer training programme end?"
+    fund = lambda m: f"The Coalition Support Fund reimbursed the army [{passage_number(m, 'Coalition Support Fund (CSF)')}]."  # noqa: E731
+    bot, generator = make_bot(*[NOT_FOUND] * 4, fund, NOT_FOUND)
+    pieces, [answer] = split_stream(list(bot.ask_stream(question)))
+    assert answer.answered and "Coalition Support Fund" in answer.answer
+    assert answer.answer.endswith("The passages do not say when did the officer training programme end.")
+    assert "".join(pieces).strip() == answer.answer  # the parts' replies are shown once, checked
+    assert "Answer only this part: Which fund reimbursed the army" in generator.calls[4]["messages"][1]["content"]
+
+
+def test_a_compound_question_no_part_of_which_is_answered_is_declined(make_bot):
+    question = "Which fund reimbursed the army, and when did the officer training programme end?"
+    bot, generator = make_bot(*[NOT_FOUND] * 6)
+    pieces, [answer] = split_stream(list(bot.ask_stream(question)))
+    assert not answer.answered and len(generator.calls) == 6
+    assert "passages do not say" not in "".join(pieces)

@@ -134,3 +134,17 @@ def test_a_role_asked_for_must_be_named_by_the_passage(question, passage, missin
     from rag.relevance import role_missing
 
     assert role_missing(question, passage, "", "") == missing
+
+
+@pytest.mark.parametrize("question, passages, parts", [
+    ("In which years did Toni Morrison and Kenzaburō Ōe receive the Nobel Prize?", "",
+     ["In which years did Toni Morrison receive the Nobel Prize?", "In which years did Kenzaburō Ōe receive the Nobel Prize?"]),
+    ("When were Karachi and Lahore founded?", "", ["When were Karachi founded?", "When were Lahore founded?"]),
+    ("Who wrote Pride and Prejudice?", "Pride and Prejudice is a novel.", []),  # one name, as the passages hold it
+    ("Did Ali and Omar meet?", "", []),  # asks about the two together
+    ("What is the difference between lists and tuples?", "", []),  # no names
+])
+def test_a_question_of_two_named_subjects_is_one_question_per_subject(question, passages, parts):
+    from rag.relevance import subject_parts
+
+    assert subject_parts(question, passages) == parts
