@@ -134,9 +134,12 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
 
 
 def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
-    """Span within `passage` of its sentence that shares most words with `sentence`."""
-    target = set(tokenize(sentence))
-    return max(sentence_spans(passage), key=lambda span: (len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
+    """Span within `passage` of its sentence that shares most of the numbers of `sentence`, then
+    most of its words: the number is the fact ("... launched in 2022" is stated by "The SSD,
+    revived in 2022, ...", not by the sentence that names the dialogue in full)."""
+    target, numbers = set(tokenize(sentence)), _numbers(sentence)
+    return max(sentence_spans(passage), key=lambda span: (len(numbers & _numbers(passage[span[0]:span[1]])),
+                                                          len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
 
 
 def _source_span(hit: Hit, start: int, end: int, documents: Mapping[str, Document]) -> tuple[int | None, int, int]:

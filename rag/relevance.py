@@ -32,6 +32,9 @@ OPPOSITES = [
     ({"first", "earliest"}, {"last", "latest", "final"}),
     ({"opened", "opening"}, {"closed", "closing", "closure"}),
     ({"founded", "established", "created", "formed"}, {"dissolved", "abolished", "disbanded", "defunct"}),
+    # The first time against a later return: "first launched" is not answered by "revived in 2022".
+    ({"first", "initially", "originally", "launched", "founded", "introduced"},
+     {"revived", "resumed", "restarted", "relaunched", "reopened", "reinstated", "reintroduced"}),
 ]
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)

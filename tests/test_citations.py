@@ -427,3 +427,11 @@ def test_a_number_of_one_part_of_a_compound_question_does_not_decline_the_other_
     question = "What encoding do source files use by default, and which Unicode version does Python 3.11 support?"
     assert not check_answer("UTF-8 [1].", [hit], question, {}).declined
     assert check_answer("UTF-8 [1].", [hit], "Which encoding do source files use in Python 3.11?", {}).declined
+
+
+def test_the_quoted_sentence_is_the_one_holding_the_answers_number():
+    text = ("Initiatives such as the Strategic Stability Dialogue have provided a platform for talks. "
+            "The dialogue, revived in 2022, has been instrumental.")
+    checked = check_answer("The Strategic Stability Dialogue was first launched in 2022 [1].", [_hit(text)],
+                           "When was the Strategic Stability Dialogue first launched?", {})
+    assert checked.declined and "the passage does not say what was first" in checked.sentences[0].missing

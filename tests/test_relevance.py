@@ -19,6 +19,7 @@ def known(word: str) -> bool:
     ("When did construction of the dam begin?", "The dam was completed in 1970.", "begin"),
     ("When was he born?", "He died in 1922 in Nova Scotia.", "born"),
     ("What was her first novel?", "Her last novel was published in 2015.", "first"),
+    ("When was the dialogue first launched?", "The dialogue, revived in 2022, addressed concerns.", "first"),
 ])
 def test_a_sentence_stating_only_the_opposite_end_is_caught(question, sentence, wrong):
     assert qualifier_mismatch(question, sentence) == wrong
@@ -29,6 +30,7 @@ def test_a_sentence_stating_only_the_opposite_end_is_caught(question, sentence, 
     ("When was the dam finished?", "Work began in 1960 and was completed in 1970."),  # both ends
     ("When did it begin and when did it end?", "It began in 1960."),  # the question asks for both
     ("Who founded the company?", "Bell founded the company in 1885."),
+    ("When was the dialogue first launched?", "Launched in 2001, the dialogue was revived in 2022."),  # both
 ])
 def test_other_sentences_pass_the_qualifier_check(question, sentence):
     assert qualifier_mismatch(question, sentence) is None
