@@ -94,7 +94,7 @@ def _store_options(store: str | None) -> dict | None:
     """A new Milvus collection remembers its URI (PAKUS_MILVUS_URI), so later commands find it."""
     if store != "milvus":
         return None
-    from .stores.milvus import options_from_env
+    from .stores.milvus_client import options_from_env
 
     return options_from_env()
 

@@ -1,15 +1,6 @@
 """The Milvus store: a collection's chunks, vectors and lexical index in a Milvus collection, through
-pymilvus's `MilvusClient`. The URI decides where Milvus runs:
-
-- a file path ending in `.db` (default `milvus.db` in the collection's folder; a relative path is
-  taken from that folder): Milvus Lite, the server's C++ engine started as a child process of this
-  one, for development, tests and one machine. One process at a time can open a Lite file.
-- `http://host:19530` (or https, tcp, grpc): a Milvus standalone server or cluster.
-
-`PAKUS_MILVUS_URI` chooses it when a collection is created (`pakus add ... --store milvus`); the
-collection remembers it in `collection.json` (`store_options`). `PAKUS_MILVUS_TOKEN` is a server's
-credentials (never written down), `PAKUS_MILVUS_TIMEOUT` how long to wait for a server to answer
-a connection (default 3 s): a server that is down is one line naming the URI, within that time.
+pymilvus's `MilvusClient`. Which Milvus a collection uses (a Milvus Lite file or a server), and
+reaching it, is milvus_client.py's job; this module reads and writes the rows.
 
 One Milvus collection per pakus collection, `pakus_<name>_<8 hex>` (named at creation, recorded in
 the catalog's `meta` table; the suffix keeps two pakus homes on one server apart). Its rows:
@@ -41,41 +32,33 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 
 from ..chunking import searchable_text
-from ..errors import ConfigError, IndexCorruptError
+from ..errors import IndexCorruptError
 from ..lexical import tokenize
 from ..schema import Chunk
 from .base import knows_word
-from .milvus_lite import ENV_URI, MilvusError, lite_path, lite_start, lite_stop, quiet_logging
+# Reaching Milvus moved to milvus_client.py; its public names stay importable from here.
+from .milvus_client import (BM25_B, BM25_K1, CONNECT_TIMEOUT, DEFAULT_FILE, ENV_TIMEOUT,  # noqa: F401
+                            ENV_TOKEN, LITE_START_TIMEOUT, MAX_TOKENS_BYTES, SERVER_SCHEMES, collection_name,
+                            collection_schema, connect, is_server, one_line, options_from_env)
+from .milvus_lite import ENV_URI, MilvusError
 
-ENV_TOKEN = "PAKUS_MILVUS_TOKEN"
-ENV_TIMEOUT = "PAKUS_MILVUS_TIMEOUT"
-DEFAULT_FILE = "milvus.db"
-SERVER_SCHEMES = ("http", "https", "tcp", "grpc", "unix")
-CONNECT_TIMEOUT = 3  # seconds to wait for a server's answer: it answers in milliseconds when up
 # One request's deadline. A float on purpose: pymilvus turns a whole number into a time budget for
 # retrying any failure (60 s of retries of a malformed request); with a float it tries RETRIES times.
 REQUEST_TIMEOUT = 60.0
 RETRIES = 3
-LITE_START_TIMEOUT = 60  # the Lite child process starting on a busy machine
-BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, which the embedded store uses
 MAX_LIMIT = 16384  # Milvus's largest top k and query window
 _BATCH = 500
 _FOUND_KEPT = 2000  # search rows kept for `chunks` (a search returns at most a few hundred)
 _META_KEY = "milvus_collection"
-_MAX_TOKENS_BYTES = 65535  # Milvus's largest VARCHAR
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS milvus_documents (
@@ -83,26 +66,6 @@ CREATE TABLE IF NOT EXISTS milvus_documents (
 CREATE TABLE IF NOT EXISTS milvus_vocabulary (word TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS milvus_garbage (doc TEXT NOT NULL, below INTEGER NOT NULL);
 """
-
-
-def options_from_env() -> dict[str, Any]:
-    """What a new Milvus collection records in `collection.json`: its URI (PAKUS_MILVUS_URI, or a
-    Milvus Lite file in the collection's folder). The token stays in the environment."""
-    return {"uri": os.environ.get(ENV_URI, "").strip() or DEFAULT_FILE}
-
-
-def is_server(uri: str) -> bool:
-    return urlparse(uri).scheme.lower() in SERVER_SCHEMES
-
-
-def _one_line(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return " ".join(str(message).split())[:300]
-
-
-def collection_name(name: str) -> str:
-    """A new Milvus collection's name: letters, digits and '_' only, and unique."""
-    return f"pakus_{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{uuid.uuid4().hex[:8]}"
 
 
 class _Vocabulary:
@@ -126,8 +89,8 @@ def _text(value: str) -> str:
 
 def _tokens(chunk: Chunk) -> str:
     text = " ".join(tokenize(searchable_text(chunk)))
-    if len(text.encode()) > _MAX_TOKENS_BYTES:  # never for a chunk of a few hundred tokens
-        text = text.encode()[:_MAX_TOKENS_BYTES].decode(errors="ignore").rsplit(" ", 1)[0]
+    if len(text.encode()) > MAX_TOKENS_BYTES:  # never for a chunk of a few hundred tokens
+        text = text.encode()[:MAX_TOKENS_BYTES].decode(errors="ignore").rsplit(" ", 1)[0]
     return text
 
 
@@ -166,10 +129,10 @@ class MilvusStore:
         try:
             yield
         except (MilvusException, OSError) as exc:
-            raise MilvusError(f"Milvus at {self.uri}: {action} failed: {_one_line(exc)}") from None
+            raise MilvusError(f"Milvus at {self.uri}: {action} failed: {one_line(exc)}") from None
         except Exception as exc:
             if type(exc).__module__.startswith("grpc"):
-                raise MilvusError(f"Milvus at {self.uri}: {action} failed: {_one_line(exc)}") from None
+                raise MilvusError(f"Milvus at {self.uri}: {action} failed: {one_line(exc)}") from None
             raise
 
     def _delete_rows(self, expression: str) -> None:
@@ -389,65 +352,6 @@ class MilvusStore:
 # --- opening ---------------------------------------------------------------------------------------
 
 
-def _schema(client, dimension: int):
-    from pymilvus import DataType, Function, FunctionType
-
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=128)
-    schema.add_field("chunk_id", DataType.VARCHAR, max_length=64)
-    schema.add_field("doc", DataType.VARCHAR, max_length=128)
-    schema.add_field("version", DataType.INT64)
-    schema.add_field("record", DataType.JSON)
-    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
-    schema.add_field("tokens", DataType.VARCHAR, max_length=_MAX_TOKENS_BYTES, enable_analyzer=True,
-                     analyzer_params={"tokenizer": "whitespace"})
-    schema.add_field("lexical", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["tokens"],
-                                 output_field_names=["lexical"]))
-    index = client.prepare_index_params()
-    index.add_index("dense", index_type="FLAT", metric_type="IP")
-    index.add_index("lexical", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                    params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
-    index.add_index("chunk_id", index_type="INVERTED")
-    index.add_index("doc", index_type="INVERTED")
-    return schema, index
-
-
-def _connect(folder: Path, uri: str, *, writable: bool):
-    """A MilvusClient for `uri`, and what to call when done with it."""
-    try:
-        from pymilvus import MilvusClient
-    except ImportError:
-        raise ConfigError("the milvus store needs pymilvus and milvus-lite: pip install 'pakus[milvus]'") from None
-    quiet_logging()
-    if is_server(uri):
-        raw = os.environ.get(ENV_TIMEOUT, "").strip()
-        try:
-            timeout = float(raw) if raw else CONNECT_TIMEOUT
-        except ValueError:
-            raise ConfigError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
-        try:
-            client = MilvusClient(uri=uri, token=os.environ.get(ENV_TOKEN, ""), timeout=timeout)
-        except Exception as exc:  # refused, timed out, refused credentials
-            raise MilvusError(f"cannot reach the Milvus server at {uri} within {timeout:g} s ({_one_line(exc)}); "
-                              f"start it, or point {ENV_URI} at a running one") from None
-        return client, None
-    path = lite_path(folder, uri)
-    if not path.parent.is_dir():
-        if not writable:
-            raise IndexCorruptError(f"{path.parent} (the folder of the collection's Milvus Lite file) is missing")
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if not writable and not path.exists():
-        raise IndexCorruptError(f"the collection's Milvus Lite file {path} is missing; rebuild it: pakus add PATH --force")
-    address = lite_start(path)
-    try:
-        client = MilvusClient(uri=address, timeout=LITE_START_TIMEOUT)
-    except Exception as exc:
-        lite_stop(path)
-        raise MilvusError(f"cannot connect to Milvus Lite on {path} ({_one_line(exc)})") from None
-    return client, lambda: lite_stop(path)
-
-
 def open_store(folder: Path, info, catalog, *, writable: bool) -> MilvusStore:
     dimension = int(info.embedder.get("dimension") or 384)
     uri = str((info.store_options or {}).get("uri") or os.environ.get(ENV_URI, "").strip() or DEFAULT_FILE)
@@ -458,7 +362,7 @@ def open_store(folder: Path, info, catalog, *, writable: bool) -> MilvusStore:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (_META_KEY,)).fetchone()
     if row is None:
         raise IndexCorruptError(f"collection {info.name!r} has no Milvus collection recorded; rebuild it: pakus add PATH -c {info.name} --force")
-    client, release = _connect(folder, uri, writable=writable)
+    client, release = connect(folder, uri, writable=writable)
     store = MilvusStore(client, row[0], uri, db, dimension, writable=writable, generation=catalog.generation, release=release)
     if writable:
         catalog.before_commit.append(store.send)
@@ -466,7 +370,7 @@ def open_store(folder: Path, info, catalog, *, writable: bool) -> MilvusStore:
         with store._milvus("open the collection"):
             exists = client.has_collection(store.collection, timeout=REQUEST_TIMEOUT, retry_times=RETRIES)
             if not exists and writable:
-                schema, index = _schema(client, dimension)
+                schema, index = collection_schema(client, dimension)
                 client.create_collection(store.collection, schema=schema, consistency_level="Strong", timeout=REQUEST_TIMEOUT,
                                          retry_times=RETRIES)
                 # Without waiting: an empty collection's indexes are built at once, and pymilvus polls
