@@ -114,7 +114,8 @@ def timed_answer(generator, msgs, max_tokens: int) -> dict:
 def child(backend: str, runs: int, max_tokens: int) -> dict:
     """One backend, measured inside this (fresh) process."""
     from rag.generators import load_generator
-    from rag.generators.model_files import hf_folder_for, resolve_model
+    from rag.generators.hf_conversion import hf_folder_for
+    from rag.generators.model_files import resolve_model
     from rag.settings import Settings
 
     settings = Settings.from_env().with_overrides(backend=backend)

@@ -1,5 +1,5 @@
 """The transformers backend of `Generator` (see base.py): a bf16 folder, converted once
-from the GGUF by model_files.py. torch and transformers are imported inside the methods.
+from the GGUF by hf_conversion.py. torch and transformers are imported inside the methods.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 from ..errors import GenerationError, ModelCorruptError, ModelError
 from ..settings import Settings, set_offline
 from .base import Busy, StopFilter, check_context, check_max_tokens
-from .model_files import hf_folder_for, resolve_model
+from .hf_conversion import hf_folder_for
+from .model_files import resolve_model
 
 
 def cache_key(settings: Settings) -> tuple:
