@@ -14,24 +14,26 @@ is the operator's, `pakus ui -c NAME`); bots of all collections share the loaded
 can add files to a collection, or make a new one, through the same checks as `pakus add` (see
 `ui.uploads`). The backend and model are the operator's: no visitor input reaches them.
 
-Every value a visitor's browser (or script) sends is checked here, and a bad one is answered with a
-one-line message in the page: gradio's own checks would raise, and write a traceback to the log.
+Every value a visitor's browser (or script) sends is checked here or in `ui.answering` (the chat's
+events), and a bad one is answered with a one-line message in the page: gradio's own checks would
+raise, and write a traceback to the log.
 """
 
-# No `from __future__ import annotations` here: gradio reads the `gr.SelectData` annotation of an
-# event handler at run time to know that it wants the event's data.
+# No `from __future__ import annotations` here (nor in answering.py): gradio reads the annotations
+# of an event handler at run time (`gr.SelectData`) to know what it wants passed.
 import logging
 import os
 import queue
 import threading
 import time
 
-from rag.collections import DEFAULT, answer_k, directory, names, read_info, require, validate_name
+from rag.collections import DEFAULT, answer_k, directory, names, read_info, validate_name
 from rag.errors import InvalidInputError, PakusError
-from rag.schema import Answer
 from rag.settings import Settings
 
-from . import render, uploads
+from . import render, render_collection, uploads
+# BUSY and check_k moved to answering.py with the chat's events; still importable from here.
+from .answering import BUSY, chat_events, check_collection, check_k  # noqa: F401
 from .session import AnswerGate, BotFactory, BotPool, Conversation
 from .theme import CSS, HEAD, theme
 from .uploads import PageOptions
@@ -52,7 +54,6 @@ EMPTY_CHAT = "**Ask a question about the documents**"
 # Every event that calls the model shares this id: the answers of the whole process wait in one line.
 MODEL_QUEUE = "model"
 UPLOAD_QUEUE = "upload"
-BUSY = "The page is busy answering other visitors' questions; try again in a minute."
 
 
 def _warm_up(pool: BotPool, collection: str) -> None:
@@ -62,20 +63,6 @@ def _warm_up(pool: BotPool, collection: str) -> None:
         log.warning("could not load the model ahead of the first question: %s", error)
     except Exception:
         log.exception("could not load the model ahead of the first question")
-
-
-def _outputs(conversation: Conversation, explain, question_box):
-    """The values of [conversation, chatbot, explain, question], the outputs of the answer event."""
-    return conversation, list(conversation.messages), explain, question_box
-
-
-def check_k(value, most: int) -> int:
-    """The number of passages as a visitor (or a script calling the page's API) sent it."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
-        raise InvalidInputError(f"k (passages given to the model) must be a whole number from 1 to {most}, got {value!r}")
-    return value
 
 
 def build_app(bot_factory: BotFactory | None = None, settings: Settings | None = None, *, warm_up: bool = False,
@@ -115,6 +102,9 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
     k_most = max(10, settings.k or 0)
     if warm_up:
         threading.Thread(target=_warm_up, args=(pool, settings.collection), name="pakus-warm-up", daemon=True).start()
+    # The chat's handlers, from a question to its answer (answering.py); those below are the page's
+    # own: the collection shown, its documents, uploads.
+    show_question, show_example, answer, after_failure, clear = chat_events(settings, pool, gate, k_most)
 
     def collection_names(current: str | None = None) -> list[str]:
         found = names(settings)
@@ -122,12 +112,6 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             if extra and extra not in found:
                 found.append(extra)
         return found
-
-    def check_collection(value) -> str:
-        if not isinstance(value, str):
-            raise InvalidInputError("choose a collection from the list")
-        require(settings, value.strip())  # a clear error naming the collections there are
-        return value.strip()
 
     def describe(name: str) -> tuple[list | None, str | None]:
         try:
@@ -152,9 +136,9 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
         try:
             name = validate_name(value)
         except PakusError as error:
-            return render.render_header(str(value), None, str(error)), render.render_documents("", None, str(error)), gr.skip()
+            return render_collection.render_header(str(value), None, str(error)), render_collection.render_documents("", None, str(error)), gr.skip()
         documents, problem = describe(name)
-        return (render.render_header(name, documents, problem), render.render_documents(name, documents, problem),
+        return (render_collection.render_header(name, documents, problem), render_collection.render_documents(name, documents, problem),
                 gr.Accordion(label=documents_label(documents)))
 
     def collection_k(value):
@@ -174,7 +158,7 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
         """Answer from another collection from now on: a new history, and a note in the chat."""
         conversation = conversation or Conversation()
         try:
-            name = check_collection(value)
+            name = check_collection(settings, value)
         except PakusError as error:
             conversation.messages.append({"role": "assistant", "content": render.render_error(str(error))})
             return conversation, list(conversation.messages), *collection_view(value), gr.skip()
@@ -185,96 +169,6 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             conversation.chat = None
             conversation.collection = name
         return conversation, chat_window(name, conversation.messages), *collection_view(name), collection_k(name)
-
-    def show_question(conversation: Conversation | None, text):
-        """Put the question in the chat and lock the input until the answer is done."""
-        conversation = conversation or Conversation()
-        text = text.strip() if isinstance(text, str) else ""
-        conversation.pending = text
-        if text:
-            conversation.messages.append({"role": "user", "content": text})
-        if gate.busy:
-            status = ("Waiting for the model: it answers one question at a time, and another one is being answered…"
-                      if gate.limit == 1 else "Waiting for the model: it is answering as many questions as it can at once…")
-        else:
-            status = "Searching the documents…"
-        conversation.messages.append({"role": "assistant", "content": render.render_pending(status)})
-        return conversation, list(conversation.messages), gr.Textbox(value="", interactive=False)
-
-    def show_example(conversation: Conversation | None, event: gr.SelectData):
-        value = event.value if isinstance(event.value, dict) else {}
-        return show_question(conversation, value.get("text", ""))
-
-    def stream(conversation: Conversation, bot, collection: str, question: str, k: int):
-        """The states of the last chat message, from "searching" to the finished answer."""
-        last = conversation.messages[-1]
-        last["content"] = render.render_pending("Searching the documents…")
-        yield _outputs(conversation, gr.skip(), gr.skip())
-        chat = conversation.chat_for(bot, collection)
-        prefix = conversation.next_prefix()
-        rewritten = None
-        if chat.history:
-            # A follow-up is first rewritten into a stand-alone question (a short model call);
-            # showing it before the answer starts lets the reader catch a wrong reading early.
-            last["content"] = render.render_pending("Reading the follow-up in context…")
-            yield _outputs(conversation, gr.skip(), gr.skip())
-            rewritten = chat.rewrite(question)
-            last["content"] = render.render_pending("Searching the documents…", question, rewritten)
-            yield _outputs(conversation, gr.skip(), gr.skip())
-        text = ""
-        final: Answer | None = None
-        for item in chat.ask_stream(question, k=k, rewritten=rewritten):
-            if isinstance(item, Answer):
-                final = item
-                continue
-            text += item
-            last["content"] = render.render_streaming(text, question, rewritten)
-            yield _outputs(conversation, gr.skip(), gr.skip())
-        if final is None:  # the Bot's contract is to end with an Answer; say so rather than hang
-            raise RuntimeError("the bot finished without an answer")
-        conversation.last_answer = final
-        last["content"] = render.render_answer(final, prefix)
-        yield _outputs(conversation, render.render_explain(final), gr.Textbox(interactive=True))
-
-    def answer(conversation: Conversation | None, k, collection):
-        """Stream the answer into the last chat message; an error becomes a readable message there.
-
-        The inputs arrive unchecked by gradio (preprocess=False): a visitor's script may send any
-        value, and each bad one is answered here in one line instead of a traceback in the log.
-        """
-        conversation = conversation or Conversation()
-        if not conversation.messages or conversation.messages[-1].get("role") != "assistant":
-            conversation.messages.append({"role": "assistant", "content": ""})
-        try:
-            k = check_k(k, k_most)
-            name = check_collection(collection)
-            if not pool.ready(name):
-                conversation.messages[-1]["content"] = render.render_pending(
-                    "Loading the documents and the model (only the first question waits for this)…")
-                yield _outputs(conversation, gr.skip(), gr.skip())
-            with pool.use(name) as bot, gate.turn(pool.concurrent()):
-                yield from stream(conversation, bot, name, conversation.pending, k)
-            return
-        except PakusError as error:
-            message = str(error)
-        except Exception as error:  # a bug must not take the page down; the trace goes to the log
-            log.exception("answering %r failed", conversation.pending)
-            message = f"Something went wrong inside pakus ({type(error).__name__}: {error}). The server log has the details."
-        conversation.messages[-1]["content"] = render.render_error(message)
-        yield _outputs(conversation, gr.skip(), gr.Textbox(interactive=True))
-
-    def after_failure(conversation: Conversation | None):
-        """The answer could not even join the line (the queue is full): say so, and unlock the input."""
-        conversation = conversation or Conversation()
-        if conversation.messages and "pk-pending" in conversation.messages[-1].get("content", ""):
-            conversation.messages[-1]["content"] = render.render_error(BUSY)
-        return conversation, list(conversation.messages), gr.Textbox(interactive=True)
-
-    def clear(conversation: Conversation | None):
-        collection = conversation.collection if conversation is not None else None
-        if conversation is not None and conversation.chat is not None:
-            conversation.chat.clear()
-        return Conversation(collection=collection), [], render.render_explain(None), gr.Textbox(value="", interactive=True)
 
     def add_files(files, new_name, current):
         """Add uploaded files to the collection (a new one when a name is typed), reporting each file
@@ -290,7 +184,7 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             for item in files:
                 uploads.uploaded(item)  # each one checked before any is copied
         except PakusError as error:
-            yield render.render_upload("", [], 0, error=str(error)), gr.skip(), gr.skip(), gr.skip()
+            yield render_collection.render_upload("", [], 0, error=str(error)), gr.skip(), gr.skip(), gr.skip()
             return
         reports: queue.Queue = queue.Queue()
         outcome: dict = {}
@@ -321,20 +215,20 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
                 break
             if item is not False:
                 done.append(item)
-            yield render.render_upload(name, done, len(files), seconds=time.monotonic() - started), gr.skip(), gr.skip(), gr.skip()
+            yield render_collection.render_upload(name, done, len(files), seconds=time.monotonic() - started), gr.skip(), gr.skip(), gr.skip()
         seconds = time.monotonic() - started
         if "error" in outcome:
-            yield render.render_upload(name, done, len(files), error=outcome["error"]), gr.skip(), gr.skip(), gr.skip()
+            yield render_collection.render_upload(name, done, len(files), error=outcome["error"]), gr.skip(), gr.skip(), gr.skip()
             return
         shown = name if name in names(settings) else current  # nothing added to a new name: stay where we were
-        yield (render.render_upload(name, done, len(files), done=True, seconds=seconds),
+        yield (render_collection.render_upload(name, done, len(files), done=True, seconds=seconds),
                gr.Dropdown(choices=collection_names(shown), value=shown), None, "")
 
     with Page(title="pakus · ask the documents", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         conversation = gr.State(None)
         documents, problem = describe(settings.collection)
         with gr.Row(elem_id="pk-top", equal_height=False):
-            header = gr.HTML(render.render_header(settings.collection, documents, problem), elem_id="pk-header-block",
+            header = gr.HTML(render_collection.render_header(settings.collection, documents, problem), elem_id="pk-header-block",
                              scale=4, min_width=300)
             collection = gr.Dropdown(collection_names(), value=settings.collection, label="Collection",
                                      elem_id="pk-collection", scale=1, min_width=180, filterable=False)
@@ -363,7 +257,7 @@ def build_app(bot_factory: BotFactory | None = None, settings: Settings | None =
             )
             clear_button = gr.Button("Clear", elem_id="pk-clear", variant="secondary", scale=0, min_width=80)
         with gr.Accordion(documents_label(documents), open=False, elem_id="pk-documents") as documents_box:
-            documents_view = gr.HTML(render.render_documents(settings.collection, documents, problem), elem_id="pk-docs")
+            documents_view = gr.HTML(render_collection.render_documents(settings.collection, documents, problem), elem_id="pk-docs")
             formats = ", ".join("." + s.lstrip(".") for s in supported_suffixes())
             with gr.Row(elem_id="pk-upload-row", equal_height=False):
                 files = gr.File(label=f"Add files, up to {options.max_upload_mb} MB each", file_count="multiple",
