@@ -81,9 +81,9 @@ def load_cases(paths: list[str]) -> list[dict]:
 def passages(bot, question: str, k: int) -> list:
     """The passages pakus gave the model for `question` (as in Bot.ask_stream)."""
     from rag.passages import MAX_PASSAGE_CHARS, select_passages
-    from rag.retrieval import question_parts, search_focus
+    from rag.retrieval import search_parts, search_focus
 
-    k = min(2 * k, k * len(question_parts(search_focus(question))))
+    k = min(2 * k, k * len(search_parts(search_focus(question))))
     hits = bot.retriever.search(question, min(2 * k, 50))
     return select_passages(hits, bot.documents, k, max_chars=MAX_PASSAGE_CHARS * max(k, 2) // 2)
 

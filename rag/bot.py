@@ -27,7 +27,7 @@ from .lexical import tokenize
 from .passages import MAX_PASSAGE_CHARS, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import other_language
-from .retrieval import Retriever, question_parts, search_focus, validate_k, validate_question
+from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Document, Hit
 from .settings import Settings
 
@@ -185,7 +185,7 @@ class Bot:
 
         # Each question of a compound one gets its own k passages (two documents often answer the
         # two parts: with k in all, the second part's passage was left out, rm16 and rm17), up to 2k.
-        k = min(2 * k, k * len(question_parts(search_focus(standalone))))
+        k = min(2 * k, k * len(search_parts(search_focus(standalone))))
         # Twice as many candidates as passages: neighbours merge, so k passages need more hits.
         hits = self.retriever.search(standalone, min(2 * k, 50))
         timings: dict = {"rewrite": round(rewrite_done - started, 3)} if rewritten else {}

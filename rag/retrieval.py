@@ -91,8 +91,11 @@ def search_focus(question: str) -> str:
 _SECOND_QUESTION = re.compile(r",\s+and\s+(?=(?:how|what|which|who|whom|whose|when|where|why)\b)", re.I)
 
 
-def question_parts(question: str) -> list[str]:
-    """The questions a compound question asks, each searched for on its own; usually just one."""
+def search_parts(question: str) -> list[str]:
+    """The questions a compound question asks, each searched for on its own; usually just one.
+    Split only at ", and <wh-word>": relevance.question_parts splits more finely ("Where and on
+    what date ...?"), to check that an answer answers each part, but such parts share their
+    passages and are searched for together."""
     parts = [part.strip() for part in _SECOND_QUESTION.split(question)]
     return parts if len(parts) > 1 and all(tokenize(part) for part in parts) else [question]
 
@@ -209,7 +212,7 @@ class Retriever:
     def search(self, question: str, k: int = 5) -> list[Hit]:
         question = validate_question(question)
         k = validate_k(k)
-        parts = question_parts(search_focus(question))
+        parts = search_parts(search_focus(question))
         rankings = []
         for part in parts:
             named = self.named_documents(part) or self.named_documents(question)

@@ -7,7 +7,7 @@ import pytest
 from conftest import MemoryStore
 from rag.errors import InvalidInputError
 from rag.retrieval import (KIND_WEIGHTS, MAX_QUESTION_CHARS, NAMED_DOCUMENT_BOOST, Retriever, distinctive_metadata_words,
-                           question_parts, search_focus, validate_k, validate_question)
+                           search_parts, search_focus, validate_k, validate_question)
 from rag.schema import Chunk
 
 OPED = "seeds/op-ed.txt"
@@ -272,7 +272,7 @@ def test_everyday_words_allow_their_other_forms():
     ("What is CSF, and why?", ["What is CSF, and why?"]),  # too little left for a search
 ])
 def test_a_compound_question_is_split_into_its_questions(question, parts):
-    assert question_parts(question) == parts
+    assert search_parts(question) == parts
 
 
 def test_each_part_of_a_compound_question_gets_its_best_passage(retriever):
