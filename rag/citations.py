@@ -336,6 +336,11 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         if sentence.supported and _is_label(sentence.text, hits, question):
             sentence.supported = False
             sentence.missing.append("a heading says where the answer is, not what it is")
+        if sentence.supported and sentence.text.rstrip(" .").endswith(":"):
+            # "The Unicode standard contains tables listing characters and code points:" copied
+            # from a passage (pyh04): it announces what follows and states nothing itself.
+            sentence.supported = False
+            sentence.missing.append("it introduces what follows, and says nothing itself")
         if sentence.supported:
             _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]

@@ -435,3 +435,10 @@ def test_the_quoted_sentence_is_the_one_holding_the_answers_number():
     checked = check_answer("The Strategic Stability Dialogue was first launched in 2022 [1].", [_hit(text)],
                            "When was the Strategic Stability Dialogue first launched?", {})
     assert checked.declined and "the passage does not say what was first" in checked.sentences[0].missing
+
+
+def test_a_sentence_that_only_introduces_what_follows_is_no_answer():
+    hit = _hit("The Unicode standard contains a lot of tables listing characters and their code points:\n- 0041 A")
+    question = "Which standard module compares how long two snippets take to run?"
+    checked = check_answer("The Unicode standard contains a lot of tables listing characters and their code points: [1].", [hit], question, {})
+    assert checked.declined and "it introduces what follows, and says nothing itself" in checked.sentences[0].missing
