@@ -200,17 +200,27 @@ def _supported_prefix(sentence: str, cited: list[int], passages: list[str], ques
 
 
 def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
-    """When the model answered with markers alone ("[2]"), answer with the cited passage's own
-    sentence that best matches the question: verbatim, so nothing is claimed that it does not say."""
+    """When the model answered with markers alone ("[2]"), answer with the passage sentence that
+    best matches the question: verbatim, so nothing is claimed that it does not say. The marker
+    says an answer is there; which passage it names is less sure than the words (py17: "[2]" for
+    the rule, where passage 1 held its exception, asked about), so every passage is looked at and
+    the cited one wins a tie."""
     numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
     numbers = [n for n in numbers if 1 <= n <= len(hits)]
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
-    hit = hits[numbers[0] - 1]
-    start, end = with_context(hit.text, *_best_sentence(hit.text, " ".join(_focus(question, hit)) or question))
+    best = None
+    for n in [numbers[0]] + [m for m in range(1, len(hits) + 1) if m != numbers[0]]:
+        hit, focus = hits[n - 1], _focus(question, hits[n - 1])
+        start, end = _best_sentence(hit.text, " ".join(focus) or question)
+        overlap = len(focus & set(tokenize(hit.text[start:end])))
+        if best is None or overlap > best[0]:
+            best = (overlap, n, with_context(hit.text, start, end))
+    _, n, (start, end) = best
+    hit = hits[n - 1]
     if not says_what_is_asked(question, hit.text[start:end], hit.title):
         return []
-    return [(hit.text[start:end], [numbers[0]])]
+    return [(hit.text[start:end], [n])]
 
 
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)

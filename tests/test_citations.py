@@ -222,6 +222,18 @@ def test_markers_alone_ignore_the_words_that_name_the_document():
     assert result.citations[0].supported
 
 
+def test_markers_alone_quote_the_passage_matching_the_question_best_whichever_they_name():
+    rule = _hit("To declare an encoding, a comment line should be added as the first line of the file.")
+    exception = Hit(2, Chunk(chunk_id="c2", source="doc.md", title="", section="", start=0, end=120,
+                             text="One exception is when the source file starts with a shebang line. "
+                                  "In this case, the declaration goes on the second line."), 0.5)
+    question = "If a source file starts with a shebang line, on which line does the encoding declaration go?"
+    result = check_answer("[1]", [rule, exception], question, {})
+    assert "second line" in result.text and [c.n for c in result.citations] == [2]
+    tie = check_answer("[2]", [exception, exception], question, {})
+    assert [c.n for c in tie.citations] == [2]  # a tie goes to the passage the marker names
+
+
 def test_markers_with_other_text_are_not_replaced_by_a_quote():
     result = check_answer("It was a journal [1].", [_title_page_hit()], "In which journal was it published?", {})
     assert "Volume 3" not in result.text
