@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
 from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
@@ -69,21 +70,6 @@ def model_declined(text: str) -> bool:
 
 def _numbers(text: str) -> set[str]:
     return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
-
-
-_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+)?[A-Z][a-z]+)+")
-
-
-def initialisms(text: str) -> set[str]:
-    """What runs of capitalised words abbreviate to, lower-cased: "United States" -> "us",
-    "Coalition Support Fund" -> "csf", "Defence Consultative Group" -> "dcg". An answer may
-    abbreviate a name its passage spells out."""
-    found = set()
-    for run in _CAPITALISED_RUN.findall(text):
-        letters = "".join(word[0] for word in run.split() if word[0].isupper()).lower()
-        # Every ending too: a sentence's first word is capitalised ("The Coalition Support Fund").
-        found.update(letters[i:] for i in range(len(letters) - 1))
-    return found
 
 
 def _support(sentence: str, passages: list[str], question: str, labels: list[str] = ()) -> tuple[float, list[str]]:
@@ -258,25 +244,6 @@ def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]
     verbatim, in place of an answer that said nothing; none when no sentence matches that well."""
     found = best_matching_sentence(hits, question, _token_set, lambda overlap, _: overlap >= MIN_FOCUS_OVERLAP)
     return [(found[0], [found[1]])] if found else []
-
-
-_DEFINITION = re.compile(r"((?:[A-Z][\w'-]*\s+){0,6}[A-Z][\w'-]*)\s+\(([A-Z]{2,6})\)")
-
-
-def expand_acronyms(answer: str, passages: str) -> str:
-    """Spell out an abbreviation the passages define ("Coalition Support Fund (CSF)") at its first
-    use in the answer, when the answer does not already: readers should not have to guess."""
-    for match in _DEFINITION.finditer(passages):
-        words, acronym = match.group(1).split(), match.group(2)
-        # The full name is the last len(acronym) capitalised words, when their initials spell it.
-        full = words[-len(acronym):]
-        if len(full) != len(acronym) or "".join(w[0] for w in full).upper() != acronym:
-            continue
-        name = " ".join(full)
-        if name.lower() in answer.lower():
-            continue
-        answer = re.sub(rf"\b{acronym}\b(?!\))", f"{name} ({acronym})", answer, count=1)
-    return answer
 
 
 def _with_markers(sentence: CheckedSentence) -> str:

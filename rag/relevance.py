@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from .acronyms import spelled_out
 from .lexical import STOP_WORDS, at_sentence_start, mentioned, names_in, stems, words
 
 # Opposite ends of an event or a sequence. A question naming one side, answered by a sentence
@@ -167,7 +168,7 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # ("National Basketball Association" for "NBA") is not one.
         # A run of capitalised words holding a name of the question is that same person
         # ("Sir Isaac Newton" when the question names Newton).
-        ignored = names_in(question) | _spelled_out(answer, asked)
+        ignored = names_in(question) | spelled_out(answer, asked)
         for run in re.finditer(r"[A-Z][\w'’.-]*(?:\s+(?:(?:van|von|de|da|del|der|di|du|la|le|bin|ibn|al)\s+)?[A-Z][\w'’.-]*)*", answer):
             text = run.group()
             if at_sentence_start(answer, run.start()) and len(answer.split()) > 3:
@@ -179,21 +180,6 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
                 return True
         return False
     return True
-
-
-_CAPITALISED_RUN = re.compile(r"\b[A-Z][a-z]+(?:\s+(?:of\s+|and\s+)?[A-Z][a-z]+)+")
-
-
-def _spelled_out(answer: str, asked: set[str]) -> set[str]:
-    """Words of the capitalised runs of `answer` whose initials spell a word of the question."""
-    found: set[str] = set()
-    for run in _CAPITALISED_RUN.finditer(answer):
-        capitals = [w for w in run.group().split() if w[0].isupper()]
-        letters = "".join(w[0] for w in capitals).lower()
-        for i in range(len(letters) - 1):  # every ending: a sentence's "The" is capitalised too
-            if letters[i:] in asked:
-                found.update(w.lower() for w in capitals[i:])
-    return found
 
 
 def mentions_own_names(part: str, question: str, answer: str) -> bool:

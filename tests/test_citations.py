@@ -177,7 +177,7 @@ def test_quote_does_not_run_across_paragraphs(hits, documents):
 
 
 def test_an_abbreviation_the_passages_define_is_spelled_out_once():
-    from rag.citations import expand_acronyms
+    from rag.acronyms import expand_acronyms
 
     passages = "The United States established the Coalition Support Fund (CSF) to reimburse costs."
     assert expand_acronyms("CSF paid costs [1]. CSF grew [1].", passages) == "Coalition Support Fund (CSF) paid costs [1]. CSF grew [1]."
