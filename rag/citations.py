@@ -190,13 +190,16 @@ def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tupl
     best matches the question: verbatim, so nothing is claimed that it does not say. The marker
     says an answer is there; which passage it names is less sure than the words (py17: "[2]" for
     the rule, where passage 1 held its exception, asked about), so every passage is looked at and
-    the cited one wins a tie."""
+    the cited one wins a tie. A compound question's parts each have their own passages, and the
+    whole question's words would draw every part's quote to the first part's passage (py15): there
+    the marker's choice stands."""
     numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
     numbers = [n for n in numbers if 1 <= n <= len(hits)]
     if not numbers or _MARKER.sub("", text).strip(" .\n"):
         return []
     best = None
-    for n in [numbers[0]] + [m for m in range(1, len(hits) + 1) if m != numbers[0]]:
+    others = [m for m in range(1, len(hits) + 1) if m != numbers[0]] if len(question_parts(question)) == 1 else []
+    for n in [numbers[0], *others]:
         hit, focus = hits[n - 1], _focus(question, hits[n - 1])
         start, end = _best_sentence(hit.text, " ".join(focus) or question)
         overlap = len(focus & set(tokenize(hit.text[start:end])))

@@ -232,6 +232,8 @@ def test_markers_alone_quote_the_passage_matching_the_question_best_whichever_th
     assert "second line" in result.text and [c.n for c in result.citations] == [2]
     tie = check_answer("[2]", [exception, exception], question, {})
     assert [c.n for c in tie.citations] == [2]  # a tie goes to the passage the marker names
+    compound = check_answer("[1]", [rule, exception], f"{question[:-1]}, and what is the default encoding?", {})
+    assert [c.n for c in compound.citations] == [1]  # a compound question's parts have their own passages
 
 
 def test_markers_with_other_text_are_not_replaced_by_a_quote():
