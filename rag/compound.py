@@ -86,8 +86,9 @@ def _answer_part(question: str, part: str, hits: list[Hit], generate: Generate, 
     names, or only `repeated` (what was already answered) said again."""
     # A part that is a question of its own (one subject of two) is asked as it is; the later
     # part of "When ..., and with whom?" needs the whole question around it.
-    asked = question if part in question else part
-    prompt = f"{question} Answer only this part: {part}" if part in question else part
+    within = part in question
+    asked = question if within else part
+    prompt = f"{question} Answer only this part: {part}" if within else part
     text = yield from generate(answer_messages(prompt, hits))
     extra = check(text, asked)
     extra_text = strip_markers(extra.text)

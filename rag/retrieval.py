@@ -121,7 +121,7 @@ def _holds_numbered_name(text: str, phrase: str) -> bool:
     """A name with a number in it, numbered another way ("Ninth Symphony" and "Symphony No. 9"):
     its number and its other words all within a few words of each other."""
     def normal(words_: list[str]) -> list[str]:
-        return [str(number_value(w)) if number_value(w) is not None else w for w in words_]
+        return [w if value is None else str(value) for w in words_ for value in [number_value(w)]]
 
     target = normal(words(phrase))
     if not any(w.isdigit() for w in target):
