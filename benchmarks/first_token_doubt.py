@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.judge import percentile  # noqa: E402
+from benchmarks.judge import percentile, rows_arguments  # noqa: E402
 
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 TOP = 5  # first-token alternatives kept per row, for reading the rows
@@ -224,15 +224,8 @@ def main(argv: list[str]) -> None:
     from rag.generators import load_generator
     from rag.settings import Settings
 
-    out = Path("first_token_doubt_rows.json")
-    if "--out" in argv:
-        at = argv.index("--out")
-        out = Path(argv[at + 1])
-        argv = argv[:at] + argv[at + 2:]
-    if not argv:
-        sys.exit(__doc__)
-    if argv[0] == "--rows":  # print the report again from a run's rows, without the model
-        report(json.loads(Path(argv[1]).read_text()))
+    argv, out = rows_arguments(argv, Path("first_token_doubt_rows.json"), __doc__, report)
+    if out is None:
         return
     settings = Settings.from_env()
     generator = load_generator(settings)

@@ -224,20 +224,28 @@ def scores(case: dict) -> str:
     return " / ".join(f"{case[n]['p']:.2f}" for n in THRESHOLDS)
 
 
-def main(argv: list[str]) -> None:
-    from rag.bot import Bot
-    from rag.collections import answer_k
-    from rag.settings import Settings
-
-    out = Path("judge_rows.json")
+def rows_arguments(argv: list[str], out: Path, usage: str, report) -> tuple[list[str], Path | None]:
+    """The arguments left and where a run's rows go (`--out FILE`). `--rows FILE` prints the report
+    of a saved run again, without the model, and returns None for the rows' file: nothing to run."""
     if "--out" in argv:
         at = argv.index("--out")
         out = Path(argv[at + 1])
         argv = argv[:at] + argv[at + 2:]
     if not argv:
-        sys.exit(__doc__)
-    if argv[0] == "--rows":  # print the report again from a run's rows, without the model
+        sys.exit(usage)
+    if argv[0] == "--rows":
         report(json.loads(Path(argv[1]).read_text()))
+        return argv, None
+    return argv, out
+
+
+def main(argv: list[str]) -> None:
+    from rag.bot import Bot
+    from rag.collections import answer_k
+    from rag.settings import Settings
+
+    argv, out = rows_arguments(argv, Path("judge_rows.json"), __doc__, report)
+    if out is None:
         return
     cases = load_cases(argv)
     settings = Settings.from_env()
