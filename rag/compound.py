@@ -5,8 +5,9 @@ and what record did it hold?" answered with the date), answer "When ...?" with w
 decline the whole question when two parts compete for their attention. After the first answer is
 checked, the bot hands it here:
 
-- `complete_parts`: each part the answer left out is asked for again; a part still unanswered
-  gets a sentence saying the passages do not say it;
+- `complete_parts`: each part the answer left out is asked for again (or quoted from the passage
+  sentence the answer rests on, when it states the part too); a part still unanswered gets a
+  sentence saying the passages do not say it;
 - `answer_by_parts`: a compound question (or one asked of two named subjects at once) that was
   declined as a whole is asked one part at a time, and answered if any part is.
 
@@ -22,6 +23,7 @@ from .citations import CheckedAnswer, merge_answers, strip_markers
 from .prompts import answer_messages
 from .relevance import answers_part, kind_asked, mentions_own_names, question_parts, subject_parts, unanswered_parts
 from .schema import Hit
+from .sentences import says_what_is_asked
 
 Generate = Callable[[list[dict[str, str]]], Iterator[str]]
 Check = Callable[[str, str], CheckedAnswer]
@@ -46,6 +48,10 @@ def complete_parts(question: str, hits: list[Hit], checked: CheckedAnswer, gener
     for part in missing:
         yield " "
         extra = yield from _answer_part(question, part, hits, generate, check, repeated=strip_markers(checked.text))
+        if extra is None:
+            extra = _from_quoted_sentence(question, part, checked, check)
+            if extra is not None:
+                yield extra.text
         if extra is not None:
             checked = merge_answers(checked, extra)
         else:
@@ -99,6 +105,25 @@ def _answer_part(question: str, part: str, hits: list[Hit], generate: Generate, 
             or not mentions_own_names(part, asked, extra_text):
         return None
     return extra
+
+
+def _from_quoted_sentence(question: str, part: str, checked: CheckedAnswer, check: Check) -> CheckedAnswer | None:
+    """The part answered by the passage sentence the answer itself rests on, quoted: one sentence
+    often states both ("affected some 30 million people, which was about one third of the
+    population of the area"), and asked again, the model repeated the first (wkh07). Only for a
+    part asking for a time, a number or a person, when the sentence holds one the answer has not
+    given and says something of the part itself."""
+    if kind_asked(part) is None:
+        return None
+    given = f"{question} {strip_markers(checked.text)}"
+    for citation in checked.citations:
+        quote = " ".join(citation.quote.split())
+        if answers_part(part, quote, given) and says_what_is_asked(part, quote, citation.title) \
+                and mentions_own_names(part, question, quote):
+            extra = check(f"{quote.rstrip('.')} [{citation.n}].", question)
+            if not extra.declined:
+                return extra
+    return None
 
 
 def _not_said(part: str) -> str:

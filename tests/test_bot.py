@@ -407,3 +407,14 @@ def test_a_compound_question_no_part_of_which_is_answered_is_declined(make_bot):
     pieces, [answer] = split_stream(list(bot.ask_stream(question)))
     assert not answer.answered and len(generator.calls) == 6
     assert "passages do not say" not in "".join(pieces)
+
+
+def test_a_part_the_answers_own_sentence_states_is_quoted_from_it(make_bot):
+    # Asked again for the year, the model repeats the count; the passage sentence it rests on holds the year.
+    question = "How many tonnes did the Karachi port handle, and in what year?"
+    count = lambda m: f"The Karachi port handled 40 million tonnes [{passage_number(m, 'Karachi port handled')}]."  # noqa: E731
+    bot, generator = make_bot(count, count)
+    pieces, [answer] = split_stream(list(bot.ask_stream(question)))
+    assert answer.answered and "2019" in answer.answer and "do not say" not in answer.answer
+    assert "The Karachi port handled 40 million tonnes of cargo in 2019" in "".join(pieces)
+    assert all(c.supported for c in answer.citations) and len(generator.calls) == 2
