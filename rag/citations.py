@@ -267,12 +267,14 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
         wrong_end = qualifier_mismatch(question, hit.text[start:end])
         if wrong_end:
             sentence.supported = False
-            sentence.missing.append(f"the passage does not say what was {wrong_end}")
+            sentence.missing.append(f"the passage does not say '{wrong_end}'")
             return
-        role = role_missing(question, hit.text, hit.title or "", hit.section or "")
-        if role:
+        # Each part of a compound question asks its own role: "Who wrote the draft, and who are the
+        # authors of ...?" is answered for the authors by a passage that never says "wrote".
+        roles = [role_missing(part, hit.text, hit.title or "", hit.section or "") for part in question_parts(question)]
+        if all(roles):
             sentence.supported = False
-            sentence.missing.append(f"the passage does not say who the {role} is")
+            sentence.missing.append(f"the passage does not say {roles[0]}")
             return
         names = off_subject(question, hit.text, hit.title, hit.section, known) if known else []
         if names:

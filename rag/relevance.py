@@ -36,6 +36,10 @@ OPPOSITES = [
     # The first time against a later return: "first launched" is not answered by "revived in 2022".
     ({"first", "initially", "originally", "launched", "founded", "introduced"},
      {"revived", "resumed", "restarted", "relaunched", "reopened", "reinstated", "reintroduced"}),
+    # A toll against those merely touched: "How many people died?" is not answered by "affected
+    # some 30 million people".
+    ({"died", "death", "deaths", "dead", "killed", "perished", "fatalities"},
+     {"affected", "injured", "wounded", "displaced", "infected", "survived", "survivors", "evacuated"}),
 ]
 
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
@@ -57,16 +61,39 @@ _ROLE_QUESTION = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+the\s+((?:[\w'’-
                             r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|who|that|cited|named)\b|\s*\?|\s*$)", re.I)
 
 
+# "Who composed/wrote/directed the <work> ...?": the maker of a work, asked by the verb of the
+# making. The work is the lower-case words after the verb ("film score", "libretto").
+_MAKER_QUESTION = re.compile(
+    r"^\s*(?i:who)\s+(?:first\s+|originally\s+|initially\s+|actually\s+)?(?P<verb>wrote|composed|directed|painted|designed|"
+    r"invented|discovered|founded|created|built|developed|authored|produced|sculpted|illustrated|translated|"
+    r"choreographed|scored|engineered|drew)\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?(?P<work>[a-z][a-z\s-]*?)?"
+    r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|that|and|as)\b|\s+[A-Z0-9]|\s*[?,]|\s*$)")
+
+
 def role_missing(question: str, passage: str, title: str, section: str) -> str | None:
-    """The role a "Who is the <role> of ...?" question asks for, when the passage, its section and
-    its document's title never name it (nor its verb: "founded" names the founder); else None."""
+    """What the passage does not say when a "Who is the <role> of ...?" question asks for a role
+    that the passage, its section and its document's title never name (nor its verb: "founded"
+    names the founder): "who the editor is"; else None. Likewise the maker a "Who composed the film
+    score ...?" question asks for, when the passage names neither the making ("composed",
+    "composer") nor the work made by someone ("the libretto by ..."): a film "written and directed
+    by" someone does not say who composed its score."""
+    where = stems(f"{title}\n{section}\n{passage}")
+    maker = _MAKER_QUESTION.match(question)
+    if maker:
+        (verb,) = stems(maker.group("verb"))
+        if any(w.startswith(verb[:max(4, len(verb) - 1)]) for w in where):
+            return None  # "composed", "composer", "composition"; "written", "writer"
+        work = maker.group("work").split()[-1] if maker.group("work") else ""
+        if work and re.search(rf"\b{re.escape(work)}\w*\W+(?:\w+\W+)?by\b", passage, re.I):
+            return None
+        return " ".join(f"who {maker.group('verb')} the {maker.group('work') or ''}".split())
     match = _ROLE_QUESTION.match(question)
     role = match.group(1).split()[-1] if match else ""
     if not stems(role):
         return None
     (stem,) = stems(role)
     forms = {stem, stem[:-2]} if stem.endswith(("er", "or")) and len(stem) > 5 else {stem}
-    return None if forms & stems(f"{title}\n{section}\n{passage}") else role
+    return None if forms & where else f"who the {role} is"
 
 
 def off_subject(question: str, passage: str, title: str, section: str, known) -> list[str]:

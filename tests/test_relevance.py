@@ -20,6 +20,7 @@ def known(word: str) -> bool:
     ("When was he born?", "He died in 1922 in Nova Scotia.", "born"),
     ("What was her first novel?", "Her last novel was published in 2015.", "first"),
     ("When was the dialogue first launched?", "The dialogue, revived in 2022, addressed concerns.", "first"),
+    ("How many people died in the famine?", "The famine affected some 30 million people.", "died"),
 ])
 def test_a_sentence_stating_only_the_opposite_end_is_caught(question, sentence, wrong):
     assert qualifier_mismatch(question, sentence) == wrong
@@ -31,6 +32,7 @@ def test_a_sentence_stating_only_the_opposite_end_is_caught(question, sentence, 
     ("When did it begin and when did it end?", "It began in 1960."),  # the question asks for both
     ("Who founded the company?", "Bell founded the company in 1885."),
     ("When was the dialogue first launched?", "Launched in 2001, the dialogue was revived in 2022."),  # both
+    ("How many people died in the famine?", "It affected 30 million people, of whom 10 million died."),  # both
 ])
 def test_other_sentences_pass_the_qualifier_check(question, sentence):
     assert qualifier_mismatch(question, sentence) is None
@@ -125,8 +127,15 @@ def test_a_who_answer_must_name_someone_the_question_does_not(answer, names_some
 
 
 @pytest.mark.parametrize("question, passage, missing", [
-    ("Who is the editor of the ASIO journal?", "Authors: Ali, Muhammad Sarmad Waqar, Malik Danial Ishtiaq.", "editor"),
-    ("Who is the current president of the foundation?", "The foundation is a not-for-profit body.", "president"),
+    ("Who is the editor of the ASIO journal?", "Authors: Ali, Muhammad Sarmad Waqar, Malik Danial Ishtiaq.", "who the editor is"),
+    ("Who is the current president of the foundation?", "The foundation is a not-for-profit body.", "who the president is"),
+    # The maker of a work, asked by the verb of the making:
+    ("Who composed the film score for The Seventh Seal?", "The Seventh Seal is a 1957 film written and directed by Ingmar Bergman.",
+     "who composed the film score"),
+    ("Who composed the opera Carmen?", "Carmen is an opera by the French composer Georges Bizet.", None),  # the maker's noun
+    ("Who wrote the libretto of Carmen?", "The libretto by Henri Meilhac and Ludovic Halévy.", None),  # the work, by someone
+    ("Who initially wrote R?", "R was initially written by Robert Gentleman and Ross Ihaka.", None),  # an irregular form
+    ("Who designed the bridge?", "The bridge was built in 1890 by the city.", "who designed the bridge"),
     ("Who was the first European to reach the Inca Empire?", "Aleixo Garcia was the first European to reach it.", None),
     ("Who was the US Secretary of Defense cited about the soldiers?", "said then-US Secretary of Defense Robert Gates", None),
     ("Who was the founder of the company?", "The company was founded by two friends.", None),  # the role's verb names it
