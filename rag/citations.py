@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
@@ -117,6 +117,27 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
             continue
         result.append((sentence, cited))
     return result
+
+
+# "[1] specifies JSON, and [4] obsoletes RFC 4627.": a marker standing as the subject of its
+# sentence, followed by the verb. The model points at the passage instead of naming the thing.
+_MARKER_SUBJECT = re.compile(r"^\s*\[\d+(?:\s*[,;]\s*\d+)*\]\s+[a-z]")
+
+
+def _marker_subjects(text: str) -> set[str]:
+    """The answer's sentences (without markers) whose subject is a citation marker."""
+    text = text.strip()
+    return {_MARKER.sub("", text[start:end]).strip() for start, end in split_sentences(text)
+            if _MARKER_SUBJECT.match(text[start:end])}
+
+
+def _quoted_for_pointer(result: CheckedSentence, passages: list[str]) -> CheckedSentence:
+    """A backed sentence whose subject was a marker, replaced by the sentence of its passage that
+    it draws on, verbatim: "specifies JSON, and obsoletes RFC 4627" lacks what does, and "JSON,
+    specified by RFC 7159 (which obsoletes RFC 4627) ..." says it."""
+    passage = passages[result.cited[0] - 1]
+    start, end = with_context(passage, *_best_sentence(passage, result.text))
+    return replace(result, text=passage[start:end].strip())
 
 
 def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
@@ -250,8 +271,9 @@ def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]
 
 
 def _with_markers(sentence: CheckedSentence) -> str:
-    """'The fund paid [1][2].': markers go before the closing punctuation."""
-    text = sentence.text.rstrip()
+    """'The fund paid [1][2].': markers go before the closing punctuation. A quoted passage's own
+    footnote marks ("JavaScript [1] )") are dropped: they would read as pakus's citations."""
+    text = re.sub(r"\s+([)\].,;:])", r"\1", " ".join(strip_markers(sentence.text).split()))
     end = text[-1] if text[-1:] in ".!?" else "."
     body = text[:-1].rstrip() if text[-1:] in ".!?" else text
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
@@ -305,6 +327,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         sentences = _extract_for_markers(text, hits, question)
     elif all(_adds_nothing(sentence, question) for sentence, _ in sentences):
         sentences = _extract_best(hits, question)
+    pointers = _marker_subjects(text)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
         result = _attribute(sentence, cited, passages, question, labels)
@@ -312,6 +335,8 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
             # Small models often end a backed statement with an unbacked flourish (", which leads
             # to ..."): keep the longest backed part and report the rest as removed.
             result = _supported_prefix(sentence, cited, passages, question, labels) or result
+        elif sentence in pointers:
+            result = _quoted_for_pointer(result, passages)
         checked.append(result)
 
     for sentence in checked:

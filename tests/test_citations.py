@@ -456,3 +456,13 @@ def test_a_sentence_that_only_introduces_what_follows_is_no_answer():
     question = "Which standard module compares how long two snippets take to run?"
     checked = check_answer("The Unicode standard contains a lot of tables listing characters and their code points: [1].", [hit], question, {})
     assert checked.declined and "it introduces what follows, and says nothing itself" in checked.sentences[0].missing
+
+
+def test_a_marker_standing_as_the_subject_is_replaced_by_the_passage_sentence_it_points_at():
+    hit = _hit("Standard Compliance\n\nThe format is defined below. JSON, specified by RFC 7159 (which obsoletes RFC 4627) "
+               "and by ECMA-404, is a lightweight data interchange format (not a subset of JavaScript [1] ).")
+    question = "Which RFC specifies JSON, and which earlier RFC does it obsolete?"
+    checked = check_answer("[1] specifies JSON, and obsoletes RFC 4627.", [hit], question, {})
+    assert not checked.declined and "RFC 7159" in checked.text  # the subject the reply left out
+    assert "JavaScript) [1]." in checked.text  # the passage's own footnote mark is not shown as a citation
+    assert "RFC 7159" not in check_answer("It specifies JSON, and obsoletes RFC 4627 [1].", [hit], question, {}).text
