@@ -87,8 +87,13 @@ def search_focus(question: str) -> str:
     return question
 
 
-# "Which operations does the op-ed name, and how many does the paper say ...?": a second question.
-_SECOND_QUESTION = re.compile(r",\s+and\s+(?=(?:how|what|which|who|whom|whose|when|where|why)\b)", re.I)
+# "Which operations does the op-ed name, and how many does the paper say ...?": a second question,
+# also after a preposition (", and at which university was R first written?").
+_SECOND_QUESTION = re.compile(r",\s+and\s+(?=(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?"
+                              r"(?:how|what|which|who|whom|whose|when|where|why)\b)", re.I)
+
+
+_FRAME_WORDS = {"year", "years", "date", "day", "month", "time", "place", "century", "decade"}
 
 
 def search_parts(question: str) -> list[str]:
@@ -97,7 +102,9 @@ def search_parts(question: str) -> list[str]:
     what date ...?"), to check that an answer answers each part, but such parts share their
     passages and are searched for together."""
     parts = [part.strip() for part in _SECOND_QUESTION.split(question)]
-    return parts if len(parts) > 1 and all(tokenize(part) for part in parts) else [question]
+    # ", and in what year?" has nothing of its own to search for: it asks about the first part's
+    # subject, which the whole question's passages are about.
+    return parts if len(parts) > 1 and all(set(tokenize(part)) - _FRAME_WORDS for part in parts) else [question]
 
 
 def _holds_phrase(text: str, phrase: str) -> bool:

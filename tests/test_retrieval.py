@@ -270,6 +270,9 @@ def test_everyday_words_allow_their_other_forms():
     ("What is CSF and how much did it account for?", ["What is CSF and how much did it account for?"]),  # no comma: one question
     ("What did Pakistan, and the US, agree?", ["What did Pakistan, and the US, agree?"]),  # no second question word
     ("What is CSF, and why?", ["What is CSF, and why?"]),  # too little left for a search
+    ("Where were the notes written, and at which university was R first written?",  # after a preposition
+     ["Where were the notes written", "at which university was R first written?"]),
+    ("Which prize did she win, and in what year?", ["Which prize did she win, and in what year?"]),  # asks only for a time
 ])
 def test_a_compound_question_is_split_into_its_questions(question, parts):
     assert search_parts(question) == parts
