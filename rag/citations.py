@@ -279,12 +279,35 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
+def _moved_number(sentence: str, passage: str) -> str | None:
+    """A number of `sentence` that the passage's sentence saying what `sentence` says does not
+    give, when that passage sentence gives another number instead: the number was taken from
+    another statement (wkh10: "began their conquest ... in 1524", where the passage says "in 1532,
+    the Spanish began the conquest" and 1524 is the year another explorer reached the empire)."""
+    numbers = _numbers(sentence)
+    target = stems(_NUMBER.sub(" ", sentence)) - _FILLER_STEMS
+    if not numbers or len(target) < 3:
+        return None
+    spans = sentence_spans(passage)
+    overlap, start, end = max((len(target & stems(passage[a:b])), a, b) for a, b in spans)
+    if overlap < max(3, len(target) // 2):
+        return None  # no passage sentence says the same: nothing to compare the number with
+    said = _numbers(passage[start:end])
+    moved = sorted(numbers - said)
+    return moved[0] if moved and said - numbers else None
+
+
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:
     """Unsupport a backed sentence whose passages are about another subject than the question
     names, state the opposite end of what it asks (began for finished), or never name the role
     asked for ("Who is the editor ...?"): see relevance.py."""
     for n in sentence.cited:
         hit = hits[n - 1]
+        moved = _moved_number(sentence.text, hit.text)
+        if moved:
+            sentence.supported = False
+            sentence.missing.append(f"the passage gives {moved} for another statement")
+            return
         start, end = _best_sentence(hit.text, sentence.text)
         wrong_end = qualifier_mismatch(question, hit.text[start:end])
         if wrong_end:

@@ -466,3 +466,14 @@ def test_a_marker_standing_as_the_subject_is_replaced_by_the_passage_sentence_it
     assert not checked.declined and "RFC 7159" in checked.text  # the subject the reply left out
     assert "JavaScript) [1]." in checked.text  # the passage's own footnote mark is not shown as a citation
     assert "RFC 7159" not in check_answer("It specifies JSON, and obsoletes RFC 4627 [1].", [hit], question, {}).text
+
+
+def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
+    hit = _hit("The Portuguese explorer Aleixo Garcia was the first European to reach the Inca Empire in 1524. "
+               "Later, in 1532, the Spanish began the conquest of the Inca Empire, and by 1572 the last Inca state was conquered.")
+    question = "When did the Spanish begin their conquest of the Inca Empire?"
+    moved = check_answer("The Spanish began their conquest of the Inca Empire in 1524 [1].", [hit], question, {})
+    assert moved.declined and "the passage gives 1524 for another statement" in moved.sentences[0].missing
+    assert not check_answer("The Spanish began their conquest of the Inca Empire in 1532 [1].", [hit], question, {}).declined
+    # Where no passage sentence says what the answer says, the number is not compared with anything:
+    assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
