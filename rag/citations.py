@@ -124,6 +124,10 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
 _MARKER_SUBJECT = re.compile(r"^\s*\[\d+(?:\s*[,;]\s*\d+)*\]\s+[a-z]")
 
 
+# A sentence ending in a word or an operator that needs something after it.
+_CUT_OFF = re.compile(r"(?:&&|\|\||[=+<>(,]|\b(?:and|or|the|a|an|of|with|than))$", re.I)
+
+
 def _marker_subjects(text: str) -> set[str]:
     """The answer's sentences (without markers) whose subject is a citation marker."""
     text = text.strip()
@@ -371,6 +375,11 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
             # from a passage (pyh04): it announces what follows and states nothing itself.
             sentence.supported = False
             sentence.missing.append("it introduces what follows, and says nothing itself")
+        if sentence.supported and _CUT_OFF.search(sentence.text.rstrip(" .")):
+            # "... this macro can be used: #if PY_VERSION_HEX < 0x030900A4 &&" (py29): a statement
+            # cut off where it continues, taken from a passage that ends mid-code.
+            sentence.supported = False
+            sentence.missing.append("it stops in the middle of what it says")
         if sentence.supported:
             _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]

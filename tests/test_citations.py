@@ -477,3 +477,10 @@ def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
     assert not check_answer("The Spanish began their conquest of the Inca Empire in 1532 [1].", [hit], question, {}).declined
     # Where no passage sentence says what the answer says, the number is not compared with anything:
     assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
+
+
+def test_a_sentence_cut_off_where_it_continues_is_no_answer():
+    hit = _hit("For backward compatibility, this macro can be used: #if PY_VERSION_HEX < 0x030900A4 && !defined(PYPY_VERSION)")
+    question = "Which version of SciPy first supported Python 3.11?"
+    checked = check_answer("For backward compatibility, this macro can be used: #if PY_VERSION_HEX < 0x030900A4 && [1].", [hit], question, {})
+    assert checked.declined and "it stops in the middle of what it says" in checked.sentences[0].missing
