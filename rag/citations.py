@@ -20,14 +20,13 @@ from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
 from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
+from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
 from .prompts import NOT_FOUND
 from .relevance import off_subject, qualifier_mismatch, question_parts, role_missing
 from .schema import Citation, Document, Hit
-from .sentences import (LEADER_DOTS, SECTION_NUMBER, best_matching_sentence, label_key, says_what_is_asked, sentence_spans,
-                        with_context)
+from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, sentence_spans
+from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
 
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 # Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
 _FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
                  "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
@@ -59,17 +58,8 @@ class CheckedAnswer:
     declined: bool
 
 
-def strip_markers(text: str) -> str:
-    """The text without its citation markers ("[1]", "[1, 2]")."""
-    return _MARKER.sub("", text)
-
-
 def model_declined(text: str) -> bool:
     return NOT_FOUND.lower() in text.lower() or NOT_FOUND.replace("_", " ").lower() in text.lower()
-
-
-def _numbers(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
 
 
 def _support(sentence: str, passages: list[str], question: str, labels: list[str] = ()) -> tuple[float, list[str]]:
@@ -82,7 +72,7 @@ def _support(sentence: str, passages: list[str], question: str, labels: list[str
     named_lower = named.lower()
     # A number the passage writes as a word ("three-eighths") states the answer's digits ("3/8").
     evidence_words = stems(evidence) | spelled_numbers(evidence)
-    missing = sorted(n for n in _numbers(sentence) if n not in _numbers(named) | spelled_numbers(named))
+    missing = sorted(n for n in numbers_in(sentence) if n not in numbers_in(named) | spelled_numbers(named))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
     abbreviations = initialisms(named)
@@ -104,12 +94,12 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
     for start, end in split_sentences(text.strip()):
         raw = text.strip()[start:end]
         cited: list[int] = []
-        for match in _MARKER.finditer(raw):
+        for match in MARKER.finditer(raw):
             for number in re.split(r"\s*[,;]\s*", match.group(1)):
                 n = int(number)
                 if 1 <= n <= passage_count and n not in cited:
                     cited.append(n)
-        sentence = _MARKER.sub("", raw).strip()
+        sentence = MARKER.sub("", raw).strip()
         if re.fullmatch(r"[\W_]*", sentence):
             # A sentence of markers only ("[1]."): they belong to the sentence before it.
             if result:
@@ -119,38 +109,8 @@ def _parse(text: str, passage_count: int) -> list[tuple[str, list[int]]]:
     return result
 
 
-# "[1] specifies JSON, and [4] obsoletes RFC 4627.": a marker standing as the subject of its
-# sentence, followed by the verb. The model points at the passage instead of naming the thing.
-_MARKER_SUBJECT = re.compile(r"^\s*\[\d+(?:\s*[,;]\s*\d+)*\]\s+[a-z]")
-
-
 # A sentence ending in a word or an operator that needs something after it.
 _CUT_OFF = re.compile(r"(?:&&|\|\||[=+<>(,]|\b(?:and|or|the|a|an|of|with|than))$", re.I)
-
-
-def _marker_subjects(text: str) -> set[str]:
-    """The answer's sentences (without markers) whose subject is a citation marker."""
-    text = text.strip()
-    return {_MARKER.sub("", text[start:end]).strip() for start, end in split_sentences(text)
-            if _MARKER_SUBJECT.match(text[start:end])}
-
-
-def _quoted_for_pointer(result: CheckedSentence, passages: list[str]) -> CheckedSentence:
-    """A backed sentence whose subject was a marker, replaced by the sentence of its passage that
-    it draws on, verbatim: "specifies JSON, and obsoletes RFC 4627" lacks what does, and "JSON,
-    specified by RFC 7159 (which obsoletes RFC 4627) ..." says it."""
-    passage = passages[result.cited[0] - 1]
-    start, end = with_context(passage, *_best_sentence(passage, result.text))
-    return replace(result, text=passage[start:end].strip())
-
-
-def _best_sentence(passage: str, sentence: str) -> tuple[int, int]:
-    """Span within `passage` of its sentence that shares most of the numbers of `sentence`, then
-    most of its words: the number is the fact ("... launched in 2022" is stated by "The SSD,
-    revived in 2022, ...", not by the sentence that names the dialogue in full)."""
-    target, numbers = set(tokenize(sentence)), _numbers(sentence)
-    return max(sentence_spans(passage), key=lambda span: (len(numbers & _numbers(passage[span[0]:span[1]])),
-                                                          len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
 
 
 def _source_span(hit: Hit, start: int, end: int, documents: Mapping[str, Document]) -> tuple[int | None, int, int]:
@@ -171,13 +131,6 @@ def _best_supporting_passage(sentence: str, passages: list[str], question: str, 
     scored = [(_support(sentence, [p], question, [label]), n) for n, (p, label) in enumerate(zip(passages, labels), start=1)]
     supporting = [(score, n) for (score, missing), n in scored if score >= MIN_WORD_SUPPORT and not missing]
     return max(supporting, key=lambda item: (item[0], -item[1]))[1] if supporting else None
-
-
-def _focus(question: str, hit: Hit) -> set[str]:
-    """The question's words, less those naming the passage's document ("... the strategic
-    partnership review paper"): they say which document, not what is asked, and would make a title
-    line match best."""
-    return set(tokenize(question)) - set(tokenize(hit.title))
 
 
 def _attribute(sentence: str, cited: list[int], passages: list[str], question: str, labels: list[str]) -> CheckedSentence:
@@ -210,35 +163,7 @@ def _supported_prefix(sentence: str, cited: list[int], passages: list[str], ques
     return None
 
 
-def _extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
-    """When the model answered with markers alone ("[2]"), answer with the passage sentence that
-    best matches the question: verbatim, so nothing is claimed that it does not say. The marker
-    says an answer is there; which passage it names is less sure than the words (py17: "[2]" for
-    the rule, where passage 1 held its exception, asked about), so every passage is looked at and
-    the cited one wins a tie. A compound question's parts each have their own passages, and the
-    whole question's words would draw every part's quote to the first part's passage (py15): there
-    the marker's choice stands."""
-    numbers = [int(n) for match in _MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
-    numbers = [n for n in numbers if 1 <= n <= len(hits)]
-    if not numbers or _MARKER.sub("", text).strip(" .\n"):
-        return []
-    best = None
-    others = [m for m in range(1, len(hits) + 1) if m != numbers[0]] if len(question_parts(question)) == 1 else []
-    for n in [numbers[0], *others]:
-        hit, focus = hits[n - 1], _focus(question, hits[n - 1])
-        start, end = _best_sentence(hit.text, " ".join(focus) or question)
-        overlap = len(focus & set(tokenize(hit.text[start:end])))
-        if best is None or overlap > best[0]:
-            best = (overlap, n, with_context(hit.text, start, end))
-    _, n, (start, end) = best
-    hit = hits[n - 1]
-    if not says_what_is_asked(question, hit.text[start:end], hit.title):
-        return []
-    return [(hit.text[start:end], [n])]
-
-
 _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b", re.I)
-MIN_FOCUS_OVERLAP = 2  # question words a passage sentence must share to stand in for an empty answer
 
 
 def _adds_nothing(sentence: str, question: str) -> bool:
@@ -263,17 +188,6 @@ def _is_label(sentence: str, hits: list[Hit], question: str) -> bool:
     return bool(SECTION_NUMBER.match(sentence.strip())) and label_key(sentence) in numbered
 
 
-def _token_set(text: str) -> set[str]:
-    return set(tokenize(text))
-
-
-def _extract_best(hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
-    """The passage sentence sharing most words with the question (at least MIN_FOCUS_OVERLAP),
-    verbatim, in place of an answer that said nothing; none when no sentence matches that well."""
-    found = best_matching_sentence(hits, question, _token_set, lambda overlap, _: overlap >= MIN_FOCUS_OVERLAP)
-    return [(found[0], [found[1]])] if found else []
-
-
 def _with_markers(sentence: CheckedSentence) -> str:
     """'The fund paid [1][2].': markers go before the closing punctuation. A quoted passage's own
     footnote marks ("JavaScript [1] )") are dropped: they would read as pakus's citations."""
@@ -288,15 +202,15 @@ def _moved_number(sentence: str, passage: str) -> str | None:
     give, when that passage sentence gives another number instead: the number was taken from
     another statement (wkh10: "began their conquest ... in 1524", where the passage says "in 1532,
     the Spanish began the conquest" and 1524 is the year another explorer reached the empire)."""
-    numbers = _numbers(sentence)
-    target = stems(_NUMBER.sub(" ", sentence)) - _FILLER_STEMS
+    numbers = numbers_in(sentence)
+    target = stems(NUMBER.sub(" ", sentence)) - _FILLER_STEMS
     if not numbers or len(target) < 3:
         return None
     spans = sentence_spans(passage)
     overlap, start, end = max((len(target & stems(passage[a:b])), a, b) for a, b in spans)
     if overlap < max(3, len(target) // 2):
         return None  # no passage sentence says the same: nothing to compare the number with
-    said = _numbers(passage[start:end])
+    said = numbers_in(passage[start:end])
     moved = sorted(numbers - said)
     return moved[0] if moved and said - numbers else None
 
@@ -312,7 +226,7 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             sentence.supported = False
             sentence.missing.append(f"the passage gives {moved} for another statement")
             return
-        start, end = _best_sentence(hit.text, sentence.text)
+        start, end = best_sentence(hit.text, sentence.text)
         wrong_end = qualifier_mismatch(question, hit.text[start:end])
         if wrong_end:
             sentence.supported = False
@@ -338,23 +252,23 @@ def _says_nothing(text: str, question: str) -> bool:
     from .relevance import kind_asked
 
     words = re.findall(r"[^\W\d_]{2,}", strip_markers(text))
-    return not words and bool(_numbers(strip_markers(text))) and kind_asked(question) not in ("number", "time")
+    return not words and bool(numbers_in(strip_markers(text))) and kind_asked(question) not in ("number", "time")
 
 
 def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
                  known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
     1). `known(name)` says whether the collection mentions a name, for the subject check."""
-    if model_declined(text) or (_DECLINE.search(text) and not _MARKER.search(text)) or _says_nothing(text, question):
+    if model_declined(text) or (_DECLINE.search(text) and not MARKER.search(text)) or _says_nothing(text, question):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
     labels = [f"{h.title or ''}\n{h.section or ''}" for h in hits]
     sentences = _parse(text, len(hits))
     if not sentences:
-        sentences = _extract_for_markers(text, hits, question)
+        sentences = extract_for_markers(text, hits, question)
     elif all(_adds_nothing(sentence, question) for sentence, _ in sentences):
-        sentences = _extract_best(hits, question)
-    pointers = _marker_subjects(text)
+        sentences = extract_best(hits, question)
+    pointers = marker_subjects(text)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
         result = _attribute(sentence, cited, passages, question, labels)
@@ -363,7 +277,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
             # to ..."): keep the longest backed part and report the rest as removed.
             result = _supported_prefix(sentence, cited, passages, question, labels) or result
         elif sentence in pointers:
-            result = _quoted_for_pointer(result, passages)
+            result = replace(result, text=pointer_quote(passages[result.cited[0] - 1], result.text))
         checked.append(result)
 
     for sentence in checked:
@@ -387,8 +301,8 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     # The cited documents' titles and sections count: "in Python 3.11" is answered by "What's New
     # In Python 3.11", whose passages need not repeat the version.
     cited_context = " ".join([cited_text, *(labels[n - 1] for s in shown for n in s.cited)])
-    cited_numbers = _numbers(cited_context) | spelled_numbers(cited_context)
-    if shown and all(_numbers(strip_markers(part)) - cited_numbers for part in question_parts(question)):
+    cited_numbers = numbers_in(cited_context) | spelled_numbers(cited_context)
+    if shown and all(numbers_in(strip_markers(part)) - cited_numbers for part in question_parts(question)):
         # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
         # whatever the model wrote, it is not an answer from these passages. Of a compound question
         # one part is enough ("What encoding ..., and which version ... in Python 3.11?" answered
@@ -402,7 +316,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         citing = [s for s in shown if n in s.cited]
         pair_scores = [_support(s.text, [hit.text], question, [labels[n - 1]]) for s in citing]
         best = max(range(len(citing)), key=lambda i: pair_scores[i][0])
-        quote_start, quote_end = _best_sentence(hit.text, citing[best].text)
+        quote_start, quote_end = best_sentence(hit.text, citing[best].text)
         page, start, end = _source_span(hit, quote_start, quote_end, documents)
         citations.append(Citation(
             n=n,

@@ -1,0 +1,30 @@
+"""Citation markers and numbers in text, and the passage sentence an answer sentence rests on:
+the small pieces that the citation check and the passage quotes that stand in for an answer share."""
+
+from __future__ import annotations
+
+import re
+
+from .lexical import tokenize
+from .sentences import sentence_spans
+
+MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
+
+
+def strip_markers(text: str) -> str:
+    """The text without its citation markers ("[1]", "[1, 2]")."""
+    return MARKER.sub("", text)
+
+
+def numbers_in(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)}
+
+
+def best_sentence(passage: str, sentence: str) -> tuple[int, int]:
+    """Span within `passage` of its sentence that shares most of the numbers of `sentence`, then
+    most of its words: the number is the fact ("... launched in 2022" is stated by "The SSD,
+    revived in 2022, ...", not by the sentence that names the dialogue in full)."""
+    target, numbers = set(tokenize(sentence)), numbers_in(sentence)
+    return max(sentence_spans(passage), key=lambda span: (len(numbers & numbers_in(passage[span[0]:span[1]])),
+                                                          len(target & set(tokenize(passage[span[0]:span[1]]))), -span[0]))
