@@ -146,6 +146,24 @@ def _attribute(sentence: str, cited: list[int], passages: list[str], question: s
     return CheckedSentence(sentence, cited, supported, score, missing)
 
 
+# "..., and R itself was first written at the University of Auckland": a clause with a subject of
+# its own, after a conjunction. "which ..." and "who ..." clauses lean on what came before.
+_SECOND_CLAUSE = re.compile(r"^(?:and|but|while|whereas)\s+(?!which\b|who\b|whose\b|that\b)(?P<clause>\S.*)$", re.I)
+
+
+def _second_clause(result: CheckedSentence, passages: list[str], question: str, labels: list[str]) -> CheckedSentence | None:
+    """The clause cut from a backed sentence, as a sentence of its own, when another passage backs
+    it: small models join facts from two passages into one sentence with one marker ("The notes
+    were written at the University of Adelaide [2], and R itself ... at the University of
+    Auckland"), and the check kept only the part its passage backs."""
+    match = _SECOND_CLAUSE.match(result.removed) if result.supported else None
+    if not match or len(match.group("clause").split()) < 4:
+        return None
+    clause = match.group("clause")
+    rest = _attribute(clause[0].upper() + clause[1:], [], passages, question, labels)
+    return rest if rest.supported else None
+
+
 _CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[—–-](?=\s)")
 
 
@@ -279,6 +297,10 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         elif sentence in pointers:
             result = replace(result, text=pointer_quote(passages[result.cited[0] - 1], result.text))
         checked.append(result)
+        rest = _second_clause(result, passages, question, labels)
+        if rest is not None:
+            result.removed = ""
+            checked.append(rest)
 
     for sentence in checked:
         if sentence.supported and _is_label(sentence.text, hits, question):

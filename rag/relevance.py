@@ -224,16 +224,35 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
     ...?" with who did it); a simple question is its own single part."""
     missing, seen = [], Counter()
     parts = question_parts(question)
-    for part in parts:
+    asked_things = [_thing_asked(part) for part in parts]
+    for part, thing in zip(parts, asked_things):
         kind = kind_asked(part)
         # Two parts asking for a time (or a number) are answered by two different ones: "first
         # performed, and first published?" answered with one year has answered one part only.
         seen[kind] += 1
+        # Likewise two parts asking "at which university": one university named answers one part.
+        seen[thing] += 1
+        too_few = bool(thing) and asked_things.count(thing) > 1 and _mentions(answer, thing) < seen[thing]
         # Not the first part: an answer often leaves out the subject it was asked about.
         unmentioned = part is not parts[0] and not mentions_own_names(part, question, answer)
-        if unmentioned or not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
+        if unmentioned or too_few or not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):
             missing.append(part)
     return missing
+
+
+_WHICH_THING = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which|what)\s+([^\W\d_]{3,})\b", re.I)
+
+
+def _thing_asked(part: str) -> str:
+    """The kind of thing a "which <noun> ...?" part asks for ("university"); "" for others."""
+    match = _WHICH_THING.match(part.strip())
+    noun = match.group(1).lower() if match else ""
+    return "" if noun in STOP_WORDS or kind_asked(part) in ("time", "number") else noun
+
+
+def _mentions(text: str, noun: str) -> int:
+    """How many times `text` names a thing of this kind ("University of Adelaide" for "university")."""
+    return len(re.findall(rf"\b{re.escape(noun)}(?:s|es)?\b", text, re.I))
 
 
 _ASKS_WH = re.compile(rf"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b", re.I)

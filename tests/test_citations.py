@@ -484,3 +484,17 @@ def test_a_sentence_cut_off_where_it_continues_is_no_answer():
     question = "Which version of SciPy first supported Python 3.11?"
     checked = check_answer("For backward compatibility, this macro can be used: #if PY_VERSION_HEX < 0x030900A4 && [1].", [hit], question, {})
     assert checked.declined and "it stops in the middle of what it says" in checked.sentences[0].missing
+
+
+def test_a_clause_cut_from_a_sentence_stands_when_another_passage_backs_it():
+    notes = _hit("The original notes were written by Bill Venables when at the University of Adelaide.")
+    r = Hit(2, Chunk(chunk_id="c2", source="faq.md", title="R FAQ", section="", start=0, end=80,
+                     text="R was initially written at the Department of Statistics of the University of Auckland."), 1.0)
+    question = "At which university were the notes written, and at which university was R first written?"
+    checked = check_answer("The notes were written at the University of Adelaide, and R was first written at the "
+                           "Department of Statistics of the University of Auckland [1].", [notes, r], question, {})
+    assert "University of Adelaide [1]." in checked.text and "Auckland [2]." in checked.text
+    # A clause no passage backs is still removed:
+    checked = check_answer("The notes were written at the University of Adelaide, and R was first written at the "
+                           "University of Otago [1].", [notes, r], question, {})
+    assert "Otago" not in checked.text and "Adelaide [1]." in checked.text

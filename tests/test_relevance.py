@@ -159,3 +159,12 @@ def test_a_question_of_two_named_subjects_is_one_question_per_subject(question, 
     from rag.relevance import subject_parts
 
     assert subject_parts(question, passages) == parts
+
+
+def test_two_parts_asking_for_the_same_kind_of_thing_need_two_of_them():
+    from rag.relevance import unanswered_parts
+
+    question = "At which university were the notes written, and at which university was R first written?"
+    assert unanswered_parts(question, "The notes were written at the University of Adelaide.") == [
+        "at which university was R first written?"]
+    assert unanswered_parts(question, "The notes at the University of Adelaide, R at the University of Auckland.") == []
