@@ -129,7 +129,10 @@ def other_language(question: str, known) -> bool:
 
 # "..., and when ...?", "... and with whom?", "Where and on what date ...": a second question.
 _WH = r"(?:how|what|which|who|whom|whose|when|where|why)"
-_SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?=(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?{_WH}\b)"
+# A question word, maybe after a preposition ("at which university ...", "with whom"): how a second
+# question starts (searched for on its own by retrieval.search_parts).
+QUESTION_START = rf"(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?{_WH}\b"
+_SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?={QUESTION_START})"
                           rf"|\?\s+(?=(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b)", re.I)
 _WHEN = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?(?:when|what year|which year|what date|which years?)\b", re.I)
 _HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:how (?:many|much|long|old|tall|far|big|large|high|heavy)"
@@ -222,7 +225,7 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
     """The parts of a question that `answer` leaves without the time, number or person it asks
     for (small models often answer the first part of a compound question only, or answer "When
     ...?" with who did it); a simple question is its own single part."""
-    missing, seen = [], Counter()
+    missing, seen, seen_things = [], Counter(), Counter()
     parts = question_parts(question)
     asked_things = [_thing_asked(part) for part in parts]
     for part, thing in zip(parts, asked_things):
@@ -231,8 +234,8 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
         # performed, and first published?" answered with one year has answered one part only.
         seen[kind] += 1
         # Likewise two parts asking "at which university": one university named answers one part.
-        seen[thing] += 1
-        too_few = bool(thing) and asked_things.count(thing) > 1 and _mentions(answer, thing) < seen[thing]
+        seen_things[thing] += 1
+        too_few = bool(thing) and asked_things.count(thing) > 1 and _mentions(answer, thing) < seen_things[thing]
         # Not the first part: an answer often leaves out the subject it was asked about.
         unmentioned = part is not parts[0] and not mentions_own_names(part, question, answer)
         if unmentioned or too_few or not answers_part(part, answer, question, needed=seen[kind] if kind in ("time", "number") else 1):

@@ -18,6 +18,7 @@ from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
 from .lexical import is_everyday_word, names_in, number_value, terms_in, tokenize, words
+from .relevance import QUESTION_START
 from .schema import Hit
 from .settings import Settings
 
@@ -89,8 +90,7 @@ def search_focus(question: str) -> str:
 
 # "Which operations does the op-ed name, and how many does the paper say ...?": a second question,
 # also after a preposition (", and at which university was R first written?").
-_SECOND_QUESTION = re.compile(r",\s+and\s+(?=(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?"
-                              r"(?:how|what|which|who|whom|whose|when|where|why)\b)", re.I)
+_SECOND_QUESTION = re.compile(rf",\s+and\s+(?={QUESTION_START})", re.I)
 
 
 _FRAME_WORDS = {"year", "years", "date", "day", "month", "time", "place", "century", "decade"}
