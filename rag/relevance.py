@@ -77,8 +77,11 @@ def role_missing(question: str, passage: str, title: str, section: str) -> str |
     score ...?" question asks for, when the passage names neither the making ("composed",
     "composer") nor the work made by someone ("the libretto by ..."): a film "written and directed
     by" someone does not say who composed its score."""
-    where = stems(f"{title}\n{section}\n{passage}")
     maker = _MAKER_QUESTION.match(question)
+    role_match = None if maker else _ROLE_QUESTION.match(question)
+    if not maker and not role_match:
+        return None  # no role asked: the passage need not be stemmed (this runs for every cited sentence)
+    where = stems(f"{title}\n{section}\n{passage}")
     if maker:
         (verb,) = stems(maker.group("verb"))
         if any(w.startswith(verb[:max(4, len(verb) - 1)]) for w in where):
@@ -87,8 +90,7 @@ def role_missing(question: str, passage: str, title: str, section: str) -> str |
         if work and re.search(rf"\b{re.escape(work)}\w*\W+(?:\w+\W+)?by\b", passage, re.I):
             return None
         return " ".join(f"who {maker.group('verb')} the {maker.group('work') or ''}".split())
-    match = _ROLE_QUESTION.match(question)
-    role = match.group(1).split()[-1] if match else ""
+    role = role_match.group(1).split()[-1]
     if not stems(role):
         return None
     (stem,) = stems(role)
