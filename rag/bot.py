@@ -24,7 +24,7 @@ from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
 from .lexical import tokenize
-from .passages import MAX_PASSAGE_CHARS, select_passages
+from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import other_language
 from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
@@ -206,7 +206,9 @@ class Bot:
 
         # The passage budget grows with k (MAX_PASSAGE_CHARS is for the default k=2): a compound
         # question's second part must not lose its passage to the first part's long one.
-        hits = select_passages(hits, self.documents, k, max_chars=MAX_PASSAGE_CHARS * max(k, 2) // 2)
+        budget = MAX_PASSAGE_CHARS * max(k, 2) // 2
+        hits = select_passages(hits, self.documents, k, max_chars=budget)
+        given = hits
         generator = self.generator
         state = {"first_token": None}
 
@@ -244,6 +246,19 @@ class Bot:
                 checked = quoted
             elif by_parts is not None:
                 checked = by_parts  # its parts are asked for already
+        if gave_nothing(checked) and (by_parts is None or by_parts.declined):
+            # Every attempt on the best passages declined, yet on technical documents the answer
+            # often follows a passage given: a heading or a scene-setting sentence ranks first, and
+            # the sentence after it says what to do in words the question does not share. One more
+            # attempt reads what follows each passage, guarded by the same check. (The next-ranked
+            # hits instead were measured and not adopted: they answered from related passages.)
+            later = passages_below(given, self.documents, budget)
+            if later:
+                later_messages = answer_messages(standalone, later)
+                later_text = yield from self._generate(later_messages, state)
+                later_checked = check_answer(later_text, later, standalone, self.documents, known)
+                if not later_checked.declined:
+                    hits, messages, text, checked, by_parts = later, later_messages, later_text, later_checked, None
         if not checked.declined and by_parts is None:
             checked = yield from complete_parts(standalone, hits, checked, generate, check)
         finished = time.perf_counter()

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from .schema import Chunk, Document, Hit
+from .sentences import sentence_spans
 
 # Rough prompt budget for passage text, in characters (~4 per token): three 64-token chunks fit,
 # merged runs of neighbours fit, and the prompt stays near 300 tokens plus the cached instructions.
@@ -35,20 +36,17 @@ def _merge(first: Hit, second: Hit, documents: Mapping[str, Document]) -> Hit | 
     start, end = min(first.start, second.start), max(first.end, second.end)
     earlier = first if first.start <= second.start else second
     clean_start, clean_end = _clean_span(document, start, end)
-    text = document.text[clean_start:clean_end].strip()
-    chunk = Chunk(
-        chunk_id=Chunk.make_id(first.source, text),
-        source=first.source,
-        title=first.title,
-        section=earlier.section,
-        start=start,
-        end=end,
-        text=text,
-        kind=first.chunk.kind,
-        page=earlier.chunk.page,
-        page_start=earlier.chunk.page_start,
-    )
-    return replace(first, chunk=chunk, score=max(first.score, second.score))
+    merged = _spanning(first, earlier, start, end, document.text[clean_start:clean_end].strip())
+    return replace(merged, score=max(first.score, second.score))
+
+
+def _spanning(hit: Hit, earlier: Hit, start: int, end: int, text: str) -> Hit:
+    """`hit` with its passage replaced by `text`, the clean text of the original span [start, end)
+    of the same document; section and page are those of `earlier`, where the span begins."""
+    chunk = Chunk(chunk_id=Chunk.make_id(hit.source, text), source=hit.source, title=hit.title, section=earlier.section,
+                  start=start, end=end, text=text, kind=hit.chunk.kind, page=earlier.chunk.page,
+                  page_start=earlier.chunk.page_start)
+    return replace(hit, chunk=chunk)
 
 
 def _absorb(passages: list[Hit], i: int, documents: Mapping[str, Document]) -> None:
@@ -83,3 +81,35 @@ def select_passages(hits: list[Hit], documents: Mapping[str, Document], k: int, 
             if len(passages) < k and (not passages or sum(len(p.text) for p in passages) + len(hit.text) <= max_chars):
                 passages.append(hit)
     return [replace(p, rank=n) for n, p in enumerate(passages, start=1)]
+
+
+# The text after a passage that a continuation may take: about one chunk (64 tokens).
+CONTINUATION_CHARS = 400
+
+
+def continuation(passage: Hit, documents: Mapping[str, Document], max_chars: int = CONTINUATION_CHARS) -> Hit | None:
+    """The whole sentences that follow `passage` in its section, up to `max_chars`, as a hit of
+    their own; None at a section's end. A heading or an opening sentence that ranks first often
+    only sets the scene ("Sometimes data files have no field delimiters ...") and the chunk after
+    it says what to do, in words the question does not share."""
+    document = documents.get(passage.source)
+    if document is None:
+        return None
+    begin = bisect.bisect_left(document.offsets, passage.end)
+    section_end = next((start for start, _ in document.sections if start > begin), len(document.text))
+    window = document.text[begin:min(section_end, begin + max_chars)]
+    spans = [span for span in sentence_spans(window) if window[span[0]:span[1]].strip()]
+    if begin + max_chars < section_end and len(spans) > 1:
+        spans = spans[:-1]  # the window may cut its last sentence off
+    if not spans:
+        return None
+    start, end = begin + spans[0][0], begin + spans[-1][1]
+    start += len(document.text[start:end]) - len(document.text[start:end].lstrip())
+    return _spanning(passage, passage, *document.original_span(start, end), document.text[start:end].strip())
+
+
+def passages_below(given: list[Hit], documents: Mapping[str, Document], max_chars: int = MAX_PASSAGE_CHARS) -> list[Hit]:
+    """Passages for a last attempt after `given` were declined: the text that follows each of them
+    in its section (`continuation`), within the same budget, renumbered from 1."""
+    following = [hit for hit in (continuation(g, documents) for g in given) if hit is not None]
+    return select_passages(following, documents, len(given), max_chars)

@@ -418,3 +418,19 @@ def test_a_part_the_answers_own_sentence_states_is_quoted_from_it(make_bot):
     assert answer.answered and "2019" in answer.answer and "do not say" not in answer.answer
     assert "The Karachi port handled 40 million tonnes of cargo in 2019" in "".join(pieces)
     assert all(c.supported for c in answer.citations) and len(generator.calls) == 2
+
+
+def test_after_every_attempt_declines_the_text_after_each_passage_is_read(make_bot):
+    """The passage given ends where the answer begins (a scene-setting opening ranks first)."""
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND, csf_reply)  # the answer, pointing, then what follows
+    answer = bot.ask("How was Pakistan seen by the US in the region?", k=1)
+    first, last = (call["messages"][-1]["content"] for call in (generator.calls[0], generator.calls[-1]))
+    assert len(generator.calls) == 3 and "Coalition Support Fund" not in first and "$73 billion" not in last
+    assert last.split("Passages:\n")[1].startswith("[1] In addition, the United States established the Coalition Support Fund")
+    assert answer.answered and "Coalition Support Fund" in answer.answer and answer.citations[0].supported
+    assert "Coalition Support Fund" in answer.hits[answer.citations[0].n - 1].text
+
+
+def test_nothing_more_is_asked_when_every_passage_given_ends_its_section(make_bot):
+    bot, generator = make_bot(NOT_FOUND, NOT_FOUND)
+    assert not bot.ask("What did officers learn in the IMET years?", k=1).answered and len(generator.calls) == 2
