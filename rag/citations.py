@@ -37,6 +37,11 @@ _DECLINE = re.compile(
     r"|\bno (information|mention)\b|\bnot (mentioned|stated|specified|provided)\b|\bcannot (be )?(determine|answer|find)",
     re.I,
 )
+# A sentence saying that the passages (or one of them, "The passage about creating a database")
+# lack the answer: with a marker, the model cites where it looked, which still answers nothing.
+_SAYS_NOT_IN_PASSAGE = re.compile(
+    r"\b(passages?|documents?|text|context|sources?)\b[^.\[]{0,80}?\b(do|does|did)\s+not\s+"
+    r"(contain|mention|say|provide|specify|state|include|answer|give|discuss)", re.I)
 
 
 @dataclass
@@ -264,6 +269,14 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             return
 
 
+def _only_says_not_found(text: str) -> bool:
+    """Every sentence of the reply says the passages lack the answer (measured: py26's "The passage
+    about creating a shared named in-memory database does not provide information about the maximum
+    size of an SQLite database file [2]", which the check had marked verified)."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", strip_markers(text).strip()) if s.strip()]
+    return bool(sentences) and all(_DECLINE.search(s) or _SAYS_NOT_IN_PASSAGE.search(s) for s in sentences)
+
+
 def _says_nothing(text: str, question: str) -> bool:
     """A reply of digits and punctuation only ("2": the number of a list item) to a question that
     does not ask for a number or a time says nothing; it is treated like a decline, and retried."""
@@ -277,7 +290,8 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
                  known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
     1). `known(name)` says whether the collection mentions a name, for the subject check."""
-    if model_declined(text) or (_DECLINE.search(text) and not MARKER.search(text)) or _says_nothing(text, question):
+    if model_declined(text) or (_DECLINE.search(text) and not MARKER.search(text)) or _only_says_not_found(text) \
+            or _says_nothing(text, question):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
     labels = [f"{h.title or ''}\n{h.section or ''}" for h in hits]

@@ -103,6 +103,20 @@ def test_a_declining_model_is_declined(hits, documents, text):
     assert result.declined and result.citations == [] and result.text == ""
 
 
+@pytest.mark.parametrize("text", [
+    "The passage about military training does not provide information about the summit [2].",
+    "The passages do not say where the summit was [1]. No information is given about its date [2].",
+])
+def test_a_reply_whose_every_sentence_says_the_passages_lack_it_is_declined_even_with_markers(hits, documents, text):
+    assert check(text, hits, documents, "Where was the summit held?").declined
+
+
+def test_a_real_answer_beside_a_sentence_about_what_is_missing_is_kept(hits, documents):
+    text = "IMET ceased operations in 1990 [2]. The passages do not say why it resumed [2]."
+    result = check(text, hits, documents, "When did IMET cease operations, and why did it resume?")
+    assert not result.declined and "1990" in result.text
+
+
 def test_model_declined_is_only_the_marker():
     assert model_declined(NOT_FOUND) and model_declined("Answer: not_in_passages")
     assert not model_declined("The port opened in 2007 [3].")
