@@ -2,9 +2,9 @@
 
 question (+ history) -> stand-alone question -> retrieval -> enough evidence, and nothing named
 that no document mentions? (else decline without calling the model) -> numbered passages ->
-prompt -> streamed tokens -> citations parsed and checked (a model decline is retried with the
-best passage, then answered by quoting a sentence that nearly restates the question, if one
-does) -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
+prompt -> streamed tokens -> citations parsed and checked (a model decline is retried with each
+best passage alone, then answered by quoting a sentence that nearly restates the question, if one
+does, or one the model points at; last, the text that follows the passages is read) -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
 """
 
 from __future__ import annotations
@@ -247,11 +247,11 @@ class Bot:
             elif by_parts is not None:
                 checked = by_parts  # its parts are asked for already
         if gave_nothing(checked) and (by_parts is None or by_parts.declined):
-            # Every attempt on the best passages declined, yet on technical documents the answer
-            # often follows a passage given: a heading or a scene-setting sentence ranks first, and
-            # the sentence after it says what to do in words the question does not share. One more
-            # attempt reads what follows each passage, guarded by the same check. (The next-ranked
-            # hits instead were measured and not adopted: they answered from related passages.)
+            # Every attempt on the best passages declined, yet the answer can follow a passage
+            # given: a heading or a scene-setting sentence ranks first, and the sentence after it
+            # says what to do in words the question does not share (py03, rm09). One more attempt
+            # reads what follows each passage, guarded by the same check. (The next-ranked hits
+            # instead were measured and not adopted: rm09 was answered from a related passage.)
             later = passages_below(given, self.documents, budget)
             if later:
                 later_messages = answer_messages(standalone, later)

@@ -89,8 +89,8 @@ CONTINUATION_CHARS = 400
 
 def continuation(passage: Hit, documents: Mapping[str, Document], max_chars: int = CONTINUATION_CHARS) -> Hit | None:
     """The whole sentences that follow `passage` in its section, up to `max_chars`, as a hit of
-    their own; None at a section's end. A heading or an opening sentence that ranks first often
-    only sets the scene ("Sometimes data files have no field delimiters ...") and the chunk after
+    their own; None at a section's end. A heading or an opening sentence that ranks first can
+    only set the scene ("Sometimes data files have no field delimiters ...") and the chunk after
     it says what to do, in words the question does not share."""
     document = documents.get(passage.source)
     if document is None:
