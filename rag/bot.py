@@ -4,7 +4,8 @@ question (+ history) -> stand-alone question -> retrieval -> enough evidence, an
 that no document mentions? (else decline without calling the model) -> numbered passages ->
 prompt -> streamed tokens -> citations parsed and checked (a model decline is retried with each
 best passage alone, then answered by quoting a sentence that nearly restates the question, if one
-does, or one the model points at; last, the text that follows the passages is read) -> `Answer`. The CLI, the Python API and the UI all go through `Bot` and `Chat`.
+does, or one the model points at; last, the text that follows the passages is read) -> `Answer`.
+The CLI, the Python API and the UI all go through `Bot` and `Chat`.
 """
 
 from __future__ import annotations
@@ -217,9 +218,7 @@ class Bot:
 
         def check(text_: str, question_: str):
             return check_answer(text_, hits, question_, self.documents, known)
-        messages = answer_messages(standalone, hits)
-        text = yield from self._generate(messages, state)
-        checked = check_answer(text, hits, standalone, self.documents, known)
+        messages, text, checked = yield from self._attempt(standalone, hits, state, known)
         alone = [[hit] for hit in hits[:_PASSAGES_ALONE]] if len(hits) > 1 else []
         for focused in alone:
             if not gave_nothing(checked):
@@ -228,11 +227,9 @@ class Bot:
             # (measured: 2 of 18 answerable seed questions, evidence ranked first; py07, evidence
             # second). Asking again with one passage alone costs ~1.5 s a try on a decline and
             # rescues those; the citation check guards these answers like the first.
-            retry_messages = answer_messages(standalone, focused)
-            retry_text = yield from self._generate(retry_messages, state)
-            retry = check_answer(retry_text, focused, standalone, self.documents, known)
-            if not retry.declined:
-                hits, messages, text, checked = focused, retry_messages, retry_text, retry
+            retry = yield from self._attempt(standalone, focused, state, known)
+            if not retry[2].declined:
+                hits, (messages, text, checked) = focused, retry
         by_parts = None
         if gave_nothing(checked):
             # Still declined, yet a passage sentence may nearly restate the question: then it is
@@ -253,12 +250,9 @@ class Bot:
             # reads what follows each passage, guarded by the same check. (The next-ranked hits
             # instead were measured and not adopted: rm09 was answered from a related passage.)
             later = passages_below(given, self.documents, budget)
-            if later:
-                later_messages = answer_messages(standalone, later)
-                later_text = yield from self._generate(later_messages, state)
-                later_checked = check_answer(later_text, later, standalone, self.documents, known)
-                if not later_checked.declined:
-                    hits, messages, text, checked, by_parts = later, later_messages, later_text, later_checked, None
+            attempt = (yield from self._attempt(standalone, later, state, known)) if later else None
+            if attempt and not attempt[2].declined:
+                hits, (messages, text, checked), by_parts = later, attempt, None
         if not checked.declined and by_parts is None:
             checked = yield from complete_parts(standalone, hits, checked, generate, check)
         finished = time.perf_counter()
@@ -278,6 +272,13 @@ class Bot:
             yield Answer(question, REFUSAL, False, decline_reason=reason, **common)
         else:
             yield Answer(question, checked.text, True, citations=checked.citations, **common)
+
+    def _attempt(self, question: str, passages: list[Hit], state: dict, known):
+        """Ask the model with these passages, streaming its reply, and check the reply against
+        them: (messages, reply, checked answer)."""
+        messages = answer_messages(question, passages)
+        text = yield from self._generate(messages, state)
+        return messages, text, check_answer(text, passages, question, self.documents, known)
 
     def _pointed_sentence(self, question: str, hits: list[Hit], state: dict, known):
         """After two declines: the model is asked only to point at the passage sentence that
