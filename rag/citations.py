@@ -273,7 +273,8 @@ def _only_says_not_found(text: str) -> bool:
     """Every sentence of the reply says the passages lack the answer (measured: py26's "The passage
     about creating a shared named in-memory database does not provide information about the maximum
     size of an SQLite database file [2]", which the check had marked verified)."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", strip_markers(text).strip()) if s.strip()]
+    reply = strip_markers(text).strip()
+    sentences = [reply[start:end] for start, end in split_sentences(reply) if reply[start:end].strip()]
     return bool(sentences) and all(_DECLINE.search(s) or _SAYS_NOT_IN_PASSAGE.search(s) for s in sentences)
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import FakeEmbedder
 from rag.chunking import ChunkSettings, chunk_document
 from rag.converters.markdown import clean_fragment
 from conftest import load_folder
-from rag.passages import select_passages
-from dataclasses import replace
-
+from rag.passages import continuation, passages_below, select_passages
 from rag.schema import Chunk, Hit
 
 
@@ -151,8 +151,6 @@ def test_no_two_passages_overlap_or_touch(documents):
 
 
 def test_a_continuation_is_the_whole_sentences_after_a_passage_within_its_section(tiny_docs, documents, chunks):
-    from rag.passages import continuation
-
     opening = find(chunks, "IMET) trained")
     raw = (tiny_docs.project_root / opening.source).read_bytes().decode("utf-8")
     first_sentence = Hit(rank=1, chunk=replace(opening, end=raw.index("in America.") + len("in America.")), score=1.0)
@@ -163,15 +161,11 @@ def test_a_continuation_is_the_whole_sentences_after_a_passage_within_its_sectio
 
 
 def test_a_continuation_stops_at_the_end_of_the_section(documents, chunks):
-    from rag.passages import continuation
-
     last = max((c for c in chunks if c.section == "INTRODUCTION"), key=lambda c: c.end)
     assert continuation(Hit(rank=1, chunk=last, score=1.0), documents) is None
 
 
 def test_passages_below_are_what_follows_each_given_passage(documents, chunks):
-    from rag.passages import passages_below
-
     given = select_passages(hits_of(find(chunks, "IMET) trained"), find(chunks, "$73 billion")), documents, k=2)
     later = passages_below(given, documents)
     assert [p.rank for p in later] == list(range(1, len(later) + 1)) and 1 <= len(later) <= 2
