@@ -275,7 +275,11 @@ def _only_says_not_found(text: str) -> bool:
     size of an SQLite database file [2]", which the check had marked verified)."""
     reply = strip_markers(text).strip()
     sentences = [reply[start:end] for start, end in split_sentences(reply) if reply[start:end].strip()]
-    return bool(sentences) and all(_DECLINE.search(s) or _SAYS_NOT_IN_PASSAGE.search(s) for s in sentences)
+    return bool(sentences) and all(_says_not_found(s) for s in sentences)
+
+
+def _says_not_found(sentence: str) -> bool:
+    return bool(_DECLINE.search(sentence) or _SAYS_NOT_IN_PASSAGE.search(sentence))
 
 
 def _says_nothing(text: str, question: str) -> bool:
@@ -334,6 +338,11 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         if sentence.supported:
             _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]
+    if shown and all(_says_not_found(s.text) for s in shown):
+        # What is left once the unbacked sentences are removed only says the passages lack the
+        # answer (py26 on another CPU: "... is not explicitly stated in the given passages. The
+        # passage about creating a ... database does not provide information about ..."): a decline.
+        return CheckedAnswer("", checked, [], [s.text for s in checked], declined=True)
     cited_text = " ".join(passages[n - 1] for s in shown for n in s.cited)
     # The cited documents' titles and sections count: "in Python 3.11" is answered by "What's New
     # In Python 3.11", whose passages need not repeat the version.

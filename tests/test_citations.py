@@ -111,6 +111,16 @@ def test_a_reply_whose_every_sentence_says_the_passages_lack_it_is_declined_even
     assert check(text, hits, documents, "Where was the summit held?").declined
 
 
+@pytest.mark.parametrize("text", [
+    "Lahore hosted the summit of 1974 [1]. The passage about military training does not provide information about when IMET ceased operations [2].",
+    "The reason is not explicitly stated in the given passages. The passage about military training does not mention why "
+    "relations became tense in 1990 and IMET ceased operations.",
+])
+def test_a_reply_left_saying_only_that_the_passages_lack_it_once_the_unbacked_claims_go_is_declined(hits, documents, text):
+    result = check(text, hits, documents, "Why did relations become tense in 1990?")
+    assert result.declined and result.text == "" and result.citations == []
+
+
 def test_a_real_answer_beside_a_sentence_about_what_is_missing_is_kept(hits, documents):
     text = "IMET ceased operations in 1990 [2]. The passages do not say why it resumed [2]."
     result = check(text, hits, documents, "When did IMET cease operations, and why did it resume?")
