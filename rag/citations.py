@@ -22,7 +22,7 @@ from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
 from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
 from .prompts import NOT_FOUND
-from .relevance import off_subject, qualifier_mismatch, question_parts, role_missing
+from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, role_missing
 from .schema import Citation, Document, Hit
 from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, sentence_spans
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
@@ -170,14 +170,22 @@ def _second_clause(result: CheckedSentence, passages: list[str], question: str, 
 
 
 _CLAUSE_END = re.compile(r"[,;:](?=\s)|\s[—–-](?=\s)")
+# Where a phrase of place, source or means begins: "use read.fwf from the readr package" ends in a
+# phrase the small model adds from its own knowledge (rm09), after a backed statement.
+_PHRASE_START = re.compile(r"\s(?=(?:from|in|at|by|with|via|using|on)\s)", re.I)
 
 
 def _supported_prefix(sentence: str, cited: list[int], passages: list[str], question: str, labels: list[str]) -> CheckedSentence | None:
-    """The longest part of `sentence` up to a clause boundary that its passages back and that says
-    more than the question, with the cut ending in `removed`; None when there is no such part."""
-    for cut in reversed([m.start() for m in _CLAUSE_END.finditer(sentence)]):
+    """The longest part of `sentence` up to a clause boundary (else before a phrase of place,
+    source or means) that its passages back, that says more than the question and still gives the
+    kind of thing asked, with the cut ending in `removed`; None when there is no such part."""
+    # Clause boundaries first: a cut inside a clause can leave it dangling ("..., and R was first
+    # written"), so a phrase is cut only when no whole clause stands.
+    clause_cuts = [m.start() for m in _CLAUSE_END.finditer(sentence)]
+    phrase_cuts = [m.start() for m in _PHRASE_START.finditer(sentence)]
+    for cut in [*reversed(clause_cuts), *reversed(phrase_cuts)]:
         prefix = sentence[:cut].rstrip()
-        if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question):
+        if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question) or not answers_part(question, prefix, question):
             continue
         result = _attribute(prefix, cited, passages, question, labels)
         if result.supported:

@@ -127,6 +127,19 @@ def test_a_real_answer_beside_a_sentence_about_what_is_missing_is_kept(hits, doc
     assert not result.declined and "1990" in result.text
 
 
+def test_an_unbacked_phrase_of_source_or_means_is_cut_from_a_backed_statement(hits, documents):
+    result = check("IMET ceased operations in 1990 with funds from the State Department budget [2].", hits, documents,
+                   "When did IMET cease operations?")
+    assert result.text == "IMET ceased operations in 1990 [2]." and result.unsupported == ["with funds from the State Department budget."]
+
+
+def test_a_cut_that_leaves_out_the_kind_of_thing_asked_is_no_answer(hits, documents):
+    # Cut before "in 1991", what is left is backed but no longer says when.
+    result = check("IMET, the military training programme, ceased operations in 1991 [2].", hits, documents,
+                   "When did IMET cease operations?")
+    assert result.declined
+
+
 def test_model_declined_is_only_the_marker():
     assert model_declined(NOT_FOUND) and model_declined("Answer: not_in_passages")
     assert not model_declined("The port opened in 2007 [3].")
