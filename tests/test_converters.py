@@ -370,6 +370,42 @@ def test_html_bad_inputs_give_one_line_errors(tmp_path, capfd):
     assert _error(tmp_path / "report.html", capfd) == "not an HTML page (it is a PDF renamed)"
 
 
+def test_blocks_the_extraction_dropped_from_the_main_element_are_put_back_in_place():
+    import lxml.html
+
+    from rag.converters._main_content import recover_main_content
+    from rag.converters.html import _escape
+    from rag.converters.markdown import clean_text
+
+    page = lxml.html.document_fromstring(
+        "<html><body><nav><p>Home and everything else in the menu</p></nav><div role='main'>"
+        "<h1>Release notes</h1><p>The <em>new</em> parser is faster.</p>"
+        "<section><h3>PEP 999 is on hold</h3><p>It was planned for 3.10 and is <a href='#'>on hold</a>.</p></section>"
+        "<div class='line-block'><div class='line'>Q: More memory?</div><div class='line'>A: At most 20% more.</div></div>"
+        "<p>The end of the page.</p><pre>code_is_left_alone()</pre></div></body></html>")
+    extracted = "# Release notes\n\nThe *new* parser\nis faster.\n\nThe end of the page.\n"
+    recovered = recover_main_content(extracted, page, _escape)
+    text, _, sections = clean_text(recovered)
+    assert text.split("\n\n") == ["Release notes", "The new parser is faster.", "PEP 999 is on hold",
+                                  "It was planned for 3.10 and is on hold.", "Q: More memory?", "A: At most 20% more.",
+                                  "The end of the page."]
+    assert [heading for _, heading in sections] == ["Release notes", "PEP 999 is on hold"]
+    # Nothing is added where nothing was dropped, nor on a page that does not mark its main content.
+    assert recover_main_content(recovered, page, _escape) == recovered
+    unmarked = lxml.html.document_fromstring("<html><body><p>Menu text that trafilatura left out.</p><p>Kept.</p></body></html>")
+    assert recover_main_content("Kept.\n", unmarked, _escape) == "Kept.\n"
+
+
+@pytest.mark.skipif(not (PYTHON_DOCS / "whatsnew/3.11.html").exists(), reason="Debian's python3.11-doc is not installed")
+def test_a_real_page_keeps_the_sections_trafilatura_dropped():
+    document = convert(PYTHON_DOCS / "whatsnew/3.11.html", "3.11.html")
+    sections = dict((heading, start) for start, heading in document.sections)
+    on_hold = document.text.index("that was originally planned for release in Python 3.10 has been put on hold indefinitely")
+    assert max(s for s in sections.values() if s <= on_hold) == sections["PEP 563 may not be the future"]
+    memory = document.text.index("We don’t expect memory use to exceed 20% more than 3.10.")
+    assert max(s for s in sections.values() if s <= memory) == sections["FAQ"]
+
+
 @pytest.mark.skipif(not (PYTHON_DOCS / "library/json.html").exists(), reason="Debian's python3.11-doc is not installed")
 def test_a_real_documentation_page_keeps_its_headings_and_drops_the_sidebar():
     document = convert(PYTHON_DOCS / "library/json.html", "json.html")

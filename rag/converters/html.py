@@ -5,7 +5,9 @@ it as Markdown; the original of an HTML page is that Markdown, tidied here for t
 - code blocks are indented instead of fenced, and their `*`, `_` and `\\` escaped, so a "# comment"
   in code is not taken for a heading and `**kwargs` keeps its stars;
 - a table row is one line, its cells joined by " | " (as for DOCX), without the |---| rule;
-- Sphinx's "¶" permalinks, inline-code backticks and empty list bullets are dropped.
+- Sphinx's "¶" permalinks, inline-code backticks and empty list bullets are dropped;
+- blocks of the page's marked main content that trafilatura dropped are put back
+  (`_main_content.py`).
 
 A page whose only text is links (a menu, a table of contents) has no content to answer from, and
 is reported as such rather than indexed as a list of link labels.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..schema import Document
+from ._main_content import recover_main_content
 from .base import document_from_text, title_from_file_name
 
 _META_CHARSET = re.compile(rb"""<(?:meta[^>]+charset|\?xml[^>]+encoding)\s*=\s*["']?\s*([-\w:.]+)""", re.I)
@@ -61,6 +64,8 @@ class HtmlConverter:
         info = trafilatura.extract_metadata(copy.deepcopy(tree))
         markdown = trafilatura.extract(page, output_format="markdown", include_tables=True, include_comments=False,
                                        include_images=False, favor_recall=True, prune_xpath=[_PERMALINKS]) or ""
+        if markdown.strip():
+            markdown = recover_main_content(markdown, tree, _escape)
         if not markdown.strip():
             # trafilatura found no article (a short page, an odd layout): the body's text, less menus.
             markdown = "\n\n".join(_body_blocks(copy.deepcopy(tree)))
