@@ -7,7 +7,7 @@ it as Markdown; the original of an HTML page is that Markdown, tidied here for t
 - a table row is one line, its cells joined by " | " (as for DOCX), without the |---| rule;
 - Sphinx's "¶" permalinks, inline-code backticks and empty list bullets are dropped;
 - blocks of the page's marked main content that trafilatura dropped are put back
-  (`_main_content.py`).
+  (`_main_content.py`), and description terms head their descriptions (`_description_terms.py`).
 
 A page whose only text is links (a menu, a table of contents) has no content to answer from, and
 is reported as such rather than indexed as a list of link labels.
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import DocumentError
 from ..schema import Document
+from ._description_terms import terms_as_headings
 from ._main_content import recover_main_content
 from .base import document_from_text, title_from_file_name
 
@@ -65,7 +66,7 @@ class HtmlConverter:
         markdown = trafilatura.extract(page, output_format="markdown", include_tables=True, include_comments=False,
                                        include_images=False, favor_recall=True, prune_xpath=[_PERMALINKS]) or ""
         if markdown.strip():
-            markdown = recover_main_content(markdown, tree, _escape)
+            markdown = terms_as_headings(recover_main_content(markdown, tree, _escape), tree)
         if not markdown.strip():
             # trafilatura found no article (a short page, an odd layout): the body's text, less menus.
             markdown = "\n\n".join(_body_blocks(copy.deepcopy(tree)))
