@@ -178,14 +178,15 @@ _PHRASE_START = re.compile(r"\s(?=(?:from|in|at|by|with|via|using|on)\s)", re.I)
 def _supported_prefix(sentence: str, cited: list[int], passages: list[str], question: str, labels: list[str]) -> CheckedSentence | None:
     """The longest part of `sentence` up to a clause boundary (else before a phrase of place,
     source or means) that its passages back, that says more than the question and still gives the
-    kind of thing asked, with the cut ending in `removed`; None when there is no such part."""
+    kind of thing one of its parts asks, with the cut ending in `removed`; None when there is no such part."""
     # Clause boundaries first: a cut inside a clause can leave it dangling ("..., and R was first
     # written"), so a phrase is cut only when no whole clause stands.
     clause_cuts = [m.start() for m in _CLAUSE_END.finditer(sentence)]
     phrase_cuts = [m.start() for m in _PHRASE_START.finditer(sentence)]
     for cut in [*reversed(clause_cuts), *reversed(phrase_cuts)]:
         prefix = sentence[:cut].rstrip()
-        if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question) or not answers_part(question, prefix, question):
+        if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question) \
+                or not any(answers_part(part, prefix, question) for part in question_parts(question)):
             continue
         result = _attribute(prefix, cited, passages, question, labels)
         if result.supported:

@@ -138,6 +138,9 @@ def test_a_cut_that_leaves_out_the_kind_of_thing_asked_is_no_answer(hits, docume
     result = check("IMET, the military training programme, ceased operations in 1991 [2].", hits, documents,
                    "When did IMET cease operations?")
     assert result.declined
+    # Of a compound question, the kind one part asks is enough (the other is the part check's to ask).
+    result = check("IMET ceased operations in 1991 [2].", hits, documents, "When did relations become tense, and what did IMET do?")
+    assert not result.declined and result.text == "IMET ceased operations [2]."
 
 
 def test_model_declined_is_only_the_marker():
