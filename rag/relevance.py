@@ -66,8 +66,10 @@ _ROLE_QUESTION = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+the\s+((?:[\w'’-
 _MAKER_QUESTION = re.compile(
     r"^\s*(?i:who)\s+(?:first\s+|originally\s+|initially\s+|actually\s+)?(?P<verb>wrote|composed|directed|painted|designed|"
     r"invented|discovered|founded|created|built|developed|authored|produced|sculpted|illustrated|translated|"
-    r"choreographed|scored|engineered|drew)\s+(?:the\s+|a\s+|an\s+|its\s+|their\s+)?(?P<work>[a-z][a-z\s-]*?)?"
+    r"choreographed|scored|engineered|drew)(?:\s+(?:the|a|an|its|their)(?=\s))?(?:\s+(?P<work>[a-z][a-z\s-]*?))?"
     r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|that|and|as)\b|\s+[A-Z0-9]|\s*[?,]|\s*$)")
+# Nouns for a maker that do not begin like the verb's stem ("the author of" says who wrote it).
+_MAKER_NOUNS = {"write": ("author",)}
 
 
 def role_missing(question: str, passage: str, title: str, section: str) -> str | None:
@@ -84,12 +86,13 @@ def role_missing(question: str, passage: str, title: str, section: str) -> str |
     where = stems(f"{title}\n{section}\n{passage}")
     if maker:
         (verb,) = stems(maker.group("verb"))
-        if any(w.startswith(verb[:max(4, len(verb) - 1)]) for w in where):
-            return None  # "composed", "composer", "composition"; "written", "writer"
+        if any(w.startswith((verb[:max(4, len(verb) - 1)], *_MAKER_NOUNS.get(verb, ()))) for w in where):
+            return None  # "composed", "composer", "composition"; "written", "writer", "author"
         work = maker.group("work").split()[-1] if maker.group("work") else ""
         if work and re.search(rf"\b{re.escape(work)}\w*\W+(?:\w+\W+)?by\b", passage, re.I):
             return None
-        return " ".join(f"who {maker.group('verb')} the {maker.group('work') or ''}".split())
+        made = " ".join(f"the {maker.group('work')}".split()) if maker.group("work") else "it"
+        return f"who {maker.group('verb')} {made}"
     role = role_match.group(1).split()[-1]
     if not stems(role):
         return None

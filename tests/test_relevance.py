@@ -135,6 +135,12 @@ def test_a_who_answer_must_name_someone_the_question_does_not(answer, names_some
     ("Who composed the opera Carmen?", "Carmen is an opera by the French composer Georges Bizet.", None),  # the maker's noun
     ("Who wrote the libretto of Carmen?", "The libretto by Henri Meilhac and Ludovic Halévy.", None),  # the work, by someone
     ("Who initially wrote R?", "R was initially written by Robert Gentleman and Ross Ihaka.", None),  # an irregular form
+    # A work named by a name, not by lower-case words ("R's support ...", "PEP 249"):
+    ("Who wrote R's support for connections?", "Brian Ripley is the author of the support for connections.", None),
+    ("Who wrote R's support for connections?", "Connections are used in R in the sense of Chambers (1998) and Ripley (2001).",
+     "who wrote it"),
+    ("Who wrote PEP 249, the database API?", "PEP 249 was written by Marc-André Lemburg.", None),
+    ("Who wrote and directed The Seventh Seal?", "The Seventh Seal is a 1957 film written and directed by Ingmar Bergman.", None),
     ("Who designed the bridge?", "The bridge was built in 1890 by the city.", "who designed the bridge"),
     ("Who was the first European to reach the Inca Empire?", "Aleixo Garcia was the first European to reach it.", None),
     ("Who was the US Secretary of Defense cited about the soldiers?", "said then-US Secretary of Defense Robert Gates", None),

@@ -116,6 +116,22 @@ def test_named_document_is_boosted():
     assert hits[0].score == pytest.approx(rrf(2, 2) * NAMED_DOCUMENT_BOOST)
 
 
+def test_passages_an_answer_could_come_from_rank_first():
+    chunks = [make_chunk(0, "Connections replace file names in the sense of Chambers and Ripley."),
+              make_chunk(1, "Text connections are another source of input."),
+              make_chunk(2, "Brian Ripley is the author of the support for connections."),
+              make_chunk(3, "Gwadar port opened with Chinese funding.")]
+    retriever = retriever_of(chunks)
+    hits = retriever.fuse([(c.chunk_id, 0.9 - i / 10) for i, c in enumerate(chunks)], [], k=4)
+    # "Who wrote ...?": a passage that says nothing of writing (no "wrote", "written", "author") cannot back the answer.
+    ordered = retriever.fitting_first("Who wrote R's support for connections?", hits)
+    assert [h.chunk_id for h in ordered] == ["c2", "c0", "c1", "c3"] and [h.rank for h in ordered] == [1, 2, 3, 4]
+    # A passage about nothing the question names ranks after those that name it; order within each group is kept.
+    ordered = retriever.fitting_first("When did Gwadar open?", hits)
+    assert [h.chunk_id for h in ordered] == ["c3", "c0", "c1", "c2"]
+    assert retriever.fitting_first("What are connections?", hits) == hits  # nothing to prefer
+
+
 def test_named_documents_use_only_words_no_other_document_shares():
     words = distinctive_metadata_words(METADATA)
     assert "pakistan" not in words[OPED] | words[PAPER]  # in both titles: names neither
