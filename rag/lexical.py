@@ -133,8 +133,22 @@ def spelled_numbers(text: str) -> set[str]:
 
 def mentioned(name: str, evidence_lower: str) -> bool:
     """A name is in the (lower-cased) text, allowing another ending of the same word ("Pakistani"
-    for "Pakistan's", "American" for "America")."""
-    return name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower)
+    for "Pakistan's", "American" for "America"), and spaces or hyphens written in one and not the
+    other ("Sorting HOWTO" for the document's "Sorting HOW TO", "Kerry-Lugar" for "Kerry Lugar")."""
+    if name in evidence_lower or (len(name) >= 6 and name[: max(5, len(name) - 3)] in evidence_lower):
+        return True
+    spaced = _spaced_anyhow(name)
+    return spaced is not None and spaced.search(evidence_lower) is not None
+
+
+@lru_cache(maxsize=4096)
+def _spaced_anyhow(name: str) -> re.Pattern | None:
+    """The name's letters with a space or hyphen allowed between any two, as whole words ("how to"
+    for "howto", not the "st one" of "best one" for "stone"); None for a short or odd name."""
+    letters = re.sub(r"[\s‐-]+", "", name)
+    if len(letters) < 4 or not letters.isalnum():
+        return None
+    return re.compile(r"\b" + r"[\s‐-]?".join(map(re.escape, letters)) + r"\b")
 
 
 @lru_cache(maxsize=1)

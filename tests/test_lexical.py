@@ -66,3 +66,17 @@ def test_numbers_written_as_words_are_read_as_digits(text, numbers):
     from rag.lexical import spelled_numbers
 
     assert spelled_numbers(text) == numbers
+
+
+@pytest.mark.parametrize("name, text, found", [
+    ("pakistan's", "pakistani troops", True),
+    ("sorting howto", "sorting how to - author: andrew dalke", True),  # the same name with a space
+    ("howto", "sorting how to - author: andrew dalke", True),
+    ("stone", "the best one", False),  # letters across a word's end are not the name
+    ("kerry-lugar", "the kerry lugar act", True),
+    ("sorting howto", "sorting algorithms, how to use them", False),  # words apart are not the name
+])
+def test_a_name_is_mentioned_however_it_is_spaced(name, text, found):
+    from rag.lexical import mentioned
+
+    assert mentioned(name, text) is found
