@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 
-from .citations import CheckedAnswer, check_answer, model_declined, strip_markers
+from .citations import CheckedAnswer, check_answer, strip_markers
 from .compound import answer_by_parts, complete_parts
 from .collections import answer_k
+from .declines import model_declined
 from .quoting import pointed_answer, quote_answer
 from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError

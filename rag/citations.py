@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 
 from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
+from .declines import declines, says_not_found
 from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
 from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
-from .prompts import NOT_FOUND
 from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, role_missing
 from .schema import Citation, Document, Hit
 from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, sentence_spans
@@ -32,18 +32,6 @@ _FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furtherm
                  "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
                  "paper", "review", "articl", "author"}
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
-_DECLINE = re.compile(
-    r"(passages?|documents?|text|context|sources?)\s+(do|does|did)\s+not\s+(contain|mention|say|provide|specify|state|include|answer)"
-    r"|\bno (information|mention)\b|\bnot (mentioned|stated|specified|provided)\b|\bcannot (be )?(determine|answer|find)",
-    re.I,
-)
-# A sentence saying that the passages (or one of them, "The passage about creating a database")
-# lack the answer: with a marker, the model cites where it looked, which still answers nothing.
-_SAYS_NOT_IN_PASSAGE = re.compile(
-    r"\b(passages?|documents?|text|context|sources?)\b[^.\[]{0,80}?\b(do|does|did)\s+not\s+"
-    r"(contain|mention|say|provide|specify|state|include|answer|give|discuss)", re.I)
-
-
 @dataclass
 class CheckedSentence:
     text: str  # without markers
@@ -61,10 +49,6 @@ class CheckedAnswer:
     citations: list[Citation]
     unsupported: list[str]
     declined: bool
-
-
-def model_declined(text: str) -> bool:
-    return NOT_FOUND.lower() in text.lower() or NOT_FOUND.replace("_", " ").lower() in text.lower()
 
 
 def _support(sentence: str, passages: list[str], question: str, labels: list[str] = ()) -> tuple[float, list[str]]:
@@ -278,34 +262,11 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             return
 
 
-def _only_says_not_found(text: str) -> bool:
-    """Every sentence of the reply says the passages lack the answer (measured: py26's "The passage
-    about creating a shared named in-memory database does not provide information about the maximum
-    size of an SQLite database file [2]", which the check had marked verified)."""
-    reply = strip_markers(text).strip()
-    sentences = [reply[start:end] for start, end in split_sentences(reply) if reply[start:end].strip()]
-    return bool(sentences) and all(_says_not_found(s) for s in sentences)
-
-
-def _says_not_found(sentence: str) -> bool:
-    return bool(_DECLINE.search(sentence) or _SAYS_NOT_IN_PASSAGE.search(sentence))
-
-
-def _says_nothing(text: str, question: str) -> bool:
-    """A reply of digits and punctuation only ("2": the number of a list item) to a question that
-    does not ask for a number or a time says nothing; it is treated like a decline, and retried."""
-    from .relevance import kind_asked
-
-    words = re.findall(r"[^\W\d_]{2,}", strip_markers(text))
-    return not words and bool(numbers_in(strip_markers(text))) and kind_asked(question) not in ("number", "time")
-
-
 def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
                  known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
     1). `known(name)` says whether the collection mentions a name, for the subject check."""
-    if model_declined(text) or (_DECLINE.search(text) and not MARKER.search(text)) or _only_says_not_found(text) \
-            or _says_nothing(text, question):
+    if declines(text, question):
         return CheckedAnswer("", [], [], [], declined=True)
     passages = [h.text for h in hits]
     labels = [f"{h.title or ''}\n{h.section or ''}" for h in hits]
@@ -347,7 +308,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
         if sentence.supported:
             _check_relevance(sentence, hits, question, known)
     shown = [s for s in checked if s.supported]
-    if shown and all(_says_not_found(s.text) for s in shown):
+    if shown and all(says_not_found(s.text) for s in shown):
         # What is left once the unbacked sentences are removed only says the passages lack the
         # answer (py26 on another CPU: "... is not explicitly stated in the given passages. The
         # passage about creating a ... database does not provide information about ..."): a decline.

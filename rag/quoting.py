@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .citations import CheckedAnswer, check_answer, model_declined, strip_markers
+from .citations import CheckedAnswer, check_answer, strip_markers
+from .declines import model_declined
 from .lexical import stems
 from .relevance import answers_part
 from .schema import Document, Hit

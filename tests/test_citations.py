@@ -6,7 +6,8 @@ import pytest
 
 from conftest import FakeEmbedder
 from rag.chunking import chunk_document
-from rag.citations import check_answer, model_declined
+from rag.citations import check_answer
+from rag.declines import model_declined
 from rag.converters.markdown import clean_fragment
 from conftest import load_folder
 from rag.prompts import NOT_FOUND

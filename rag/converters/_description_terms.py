@@ -5,7 +5,7 @@ two bullets, and the term heads nothing. Yet a term titles its description: "csv
 ...)" heads the paragraphs that say what csv.writer does, a glossary's term its definition, an
 FAQ's question its answer. As a heading, it names the section of every chunk cut from that
 description, so that a chunk saying "the value None is written as the empty string" is found by a
-question about csv.writer (measured on the Python docs: README, "HTML pages").
+question about csv.writer (measured on the Python docs: README, "Quality and speed").
 """
 
 from __future__ import annotations
