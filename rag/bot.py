@@ -14,7 +14,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import cached_property
 
 from .citations import CheckedAnswer, check_answer, strip_markers
@@ -29,8 +29,9 @@ from .lexical import tokenize
 from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import other_language
+from .opened_collection import Documents, open_for_queries
 from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
-from .schema import Answer, Document, Hit
+from .schema import Answer, Hit
 from .settings import Settings
 
 # Evidence needed before the model is asked at all. Calibrated on tests/data/seeds_qa.jsonl with
@@ -313,54 +314,6 @@ class Bot:
                 held = ""
         state.setdefault("usage", []).append((messages, getattr(stream, "usage", None)))  # token counts, when the stream has them
         return "".join(pieces)
-
-
-class Documents(Mapping):
-    """The collection's clean documents by source, read from its catalog when first needed (a
-    passage or citation maps back to its file through them) and kept for the next question."""
-
-    def __init__(self, catalog):
-        self._catalog = catalog
-        self._cache: dict[str, Document | None] = {}
-        self._lock = threading.Lock()
-
-    def __getitem__(self, source: str) -> Document:
-        with self._lock:
-            if source not in self._cache:
-                self._cache[source] = self._catalog.document(source)
-        document = self._cache[source]
-        if document is None:
-            raise KeyError(source)
-        return document
-
-    def __iter__(self):
-        return iter([d["source"] for d in self._catalog.documents()])
-
-    def __len__(self) -> int:
-        return len(self._catalog.documents())
-
-
-def open_for_queries(settings: Settings, embedder: Embedder):
-    """Open the settings' collection read-only. A stale one is used as it is, with a warning naming
-    the command that refreshes it (queries never rebuild); the seeds' index, small and shipped, is
-    built when it is missing altogether."""
-    import sys
-
-    from .collections import DEFAULT, MANIFEST, directory, open_collection
-    from .index import build_seeds, refresh_command, stale_reasons
-
-    # Only a missing manifest means "never built": a damaged one is open_collection's to report (or
-    # to replace by the copy its catalog keeps).
-    if settings.collection == DEFAULT and not (directory(settings) / MANIFEST).exists() and settings.seeds.is_dir():
-        print(f"pakus: no index of the seeds at {settings.index}; building it now", file=sys.stderr)
-        build_seeds(settings, embedder)
-    opened = open_collection(settings)
-    reasons = stale_reasons(opened, settings, embedder)
-    if reasons:
-        shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
-        print(f"pakus: warning: collection {opened.name!r} is out of date ({shown}); answering from the last index. "
-              f"Refresh it with: {refresh_command(opened, settings)}", file=sys.stderr)
-    return opened
 
 
 def gave_nothing(checked: CheckedAnswer) -> bool:
