@@ -164,8 +164,11 @@ class Bot:
         # The previous answer's citation markers can leak into the rewrite ("... account for? [1]"):
         # a "1" the question seems to ask about would then fail the answer's number check.
         rewritten = strip_markers(text).strip().strip('"').strip()
-        # A small model sometimes answers instead of rewriting: keep only a plausible question.
-        if not rewritten or len(rewritten) > 300 or NOT_FOUND in rewritten or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))):
+        # A small model sometimes answers instead of rewriting: keep only a plausible question. One
+        # that gives the question back as it was has not said what its pronouns stand for ("Why is
+        # it efficient ...?" after "What sorting algorithm does Python use?", py22): both are searched.
+        if not rewritten or len(rewritten) > 300 or NOT_FOUND in rewritten or tokenize(rewritten) == tokenize(question) \
+                or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))):
             rewritten = f"{previous_question} {question}"
         return rewritten
 

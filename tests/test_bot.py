@@ -211,6 +211,14 @@ def test_a_rewrite_that_is_not_a_question_falls_back_to_both_questions(make_bot)
     assert answer.rewritten_question == f"{CSF_QUESTION} How much of the funds did it account for?"
 
 
+def test_a_rewrite_that_gives_the_question_back_unchanged_falls_back_to_both_questions(make_bot):
+    bot, _ = make_bot(csf_reply, "How much of the funds did it account for?", share_reply)
+    chat = Chat(bot)
+    chat.ask(CSF_QUESTION)
+    answer = chat.ask("How much of the funds did it account for?")
+    assert answer.rewritten_question == f"{CSF_QUESTION} How much of the funds did it account for?"
+
+
 def test_first_question_is_never_rewritten_even_with_a_pronoun(make_bot):
     bot, generator = make_bot(imet_reply)
     answer = bot.ask("When did it happen that IMET ceased operations?")
