@@ -32,6 +32,8 @@ _FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furtherm
                  "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
                  "paper", "review", "articl", "author"}
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
+
+
 @dataclass
 class CheckedSentence:
     text: str  # without markers
@@ -167,10 +169,11 @@ def _supported_prefix(sentence: str, cited: list[int], passages: list[str], ques
     # written"), so a phrase is cut only when no whole clause stands.
     clause_cuts = [m.start() for m in _CLAUSE_END.finditer(sentence)]
     phrase_cuts = [m.start() for m in _PHRASE_START.finditer(sentence)]
+    parts = question_parts(question)
     for cut in [*reversed(clause_cuts), *reversed(phrase_cuts)]:
         prefix = sentence[:cut].rstrip()
         if len(tokenize(prefix)) < 3 or _adds_nothing(prefix, question) \
-                or not any(answers_part(part, prefix, question) for part in question_parts(question)):
+                or not any(answers_part(part, prefix, question) for part in parts):
             continue
         result = _attribute(prefix, cited, passages, question, labels)
         if result.supported:

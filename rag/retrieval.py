@@ -238,7 +238,8 @@ class Retriever:
         """The hits an answer could come from first: the answer check rejects a sentence whose
         passage is about none of the things the question names, or never names the role asked
         ("Who wrote ...?" from a passage that says nothing of writing), so such a passage ranks
-        after every one that could back an answer (measured in the README, "Retrieval")."""
+        after every one that could back an answer (measured in the README, "Grounding: when pakus
+        declines", under "Verified means it answers this question")."""
         def fits(hit: Hit) -> bool:
             title, section = hit.title or "", hit.section or ""
             return not role_missing(question, hit.text, title, section) \
