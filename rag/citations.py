@@ -225,13 +225,19 @@ def _moved_number(sentence: str, passage: str) -> str | None:
     target = stems(NUMBER.sub(" ", sentence)) - _FILLER_STEMS
     if not numbers or len(target) < 3:
         return None
-    spans = sentence_spans(passage)
-    overlap, start, end = max((len(target & stems(passage[a:b])), a, b) for a, b in spans)
-    if overlap < max(3, len(target) // 2):
+    overlaps = [(len(target & stems(passage[a:b])), a, b) for a, b in sentence_spans(passage)]
+    best = max(overlap for overlap, _, _ in overlaps)
+    if best < max(3, len(target) // 2):
         return None  # no passage sentence says the same: nothing to compare the number with
-    said = numbers_in(passage[start:end])
+    # Several sentences may share as many words with it (wk16: "The Aswan High Dam was built
+    # between 1960 and 1970" and "Like the Aswan Low Dam, completed in 1902, the High Dam ..."):
+    # one that gives its numbers is the statement it rests on.
+    closest = [passage[a:b] for overlap, a, b in overlaps if overlap == best]
+    if any(numbers <= numbers_in(candidate) for candidate in closest):
+        return None
+    said = numbers_in(closest[-1])
     moved = sorted(numbers - said)
-    return moved[0] if moved and said - numbers else None
+    return moved[0] if said - numbers else None
 
 
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:

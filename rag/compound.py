@@ -17,6 +17,7 @@ Both take `generate(messages)`, a generator of the model's reply that returns th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Generator, Iterator
 
 from .citations import CheckedAnswer, merge_answers, strip_markers
@@ -27,7 +28,7 @@ from .sentences import says_what_is_asked
 
 Generate = Callable[[list[dict[str, str]]], Iterator[str]]
 Check = Callable[[str, str], CheckedAnswer]
-_KIND_ASKED = {"time": "year or date", "number": "number", "person": "name of the person"}
+_KIND_ASKED = {"time": "year or date", "number": "number", "person": "name of the person", "name": "name"}
 
 
 def complete_parts(question: str, hits: list[Hit], checked: CheckedAnswer, generate: Generate,
@@ -113,8 +114,8 @@ def _from_quoted_sentence(question: str, part: str, checked: CheckedAnswer, chec
     population of the area"), and asked again, the model repeated the first (wkh07). Only for a
     part asking for a time, a number or a person, when the sentence holds one the answer has not
     given and says something of the part itself."""
-    if kind_asked(part) is None:
-        return None
+    if kind_asked(part) not in ("time", "number", "person"):
+        return None  # "what is it called?": any new word would do, so any sentence would seem to answer
     given = f"{question} {strip_markers(checked.text)}"
     for citation in checked.citations:
         quote = " ".join(citation.quote.split())
@@ -126,8 +127,13 @@ def _from_quoted_sentence(question: str, part: str, checked: CheckedAnswer, chec
     return None
 
 
+# "what is it called" -> "what it is called": a pronoun subject goes before its verb in a statement.
+_INVERTED = re.compile(r"^(?P<asked>.*?)\s+(?P<verb>is|was|are|were)\s+(?P<subject>it|they|he|she|this|that|these|those)\b", re.I)
+
+
 def _not_said(part: str) -> str:
     asked = part.rstrip("?").strip()
+    asked = _INVERTED.sub(r"\g<asked> \g<subject> \g<verb>", asked, count=1)
     return f"The passages do not say {asked[:1].lower()}{asked[1:]}."
 
 

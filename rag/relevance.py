@@ -146,6 +146,9 @@ _WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
                   r"|^(?:which|what)\s+(?:\w+\s+)?(?:person|people|man|woman|king|queen|emperor|president|leader|author|writer|"
                   r"composer|scientist|explorer|conquistador|general|actor|actress|player|artist|architect|founder|ruler|pope|"
                   r"philosopher|poet|painter|inventor|director|mathematician|physicist|chemist)s?\b", re.I)
+# "..., and what is it called?", "What was the ship named?": a name asked for.
+_NAME_ASKED = re.compile(r"^(?:(?:and|so)\s+)?(?:what|how)\s+(?:is|was|are|were)\s+(?:it|they|he|she|this|that|these|those|the\s+[\w'’-]+)\s+"
+                         r"(?:called|named|known\s+as)\b|^what\s+(?:is|was|are|were)\s+(?:its|their|his|her)\s+names?\b", re.I)
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
@@ -166,13 +169,16 @@ def question_parts(question: str) -> list[str]:
 
 def kind_asked(part: str) -> str | None:
     """What a question (part) asks for, where that can be told from its first words: "time",
-    "number" or "person"; None for the rest (what, which, why, how, yes/no)."""
+    "number", "person" or "name" ("what is it called?"); None for the rest (what, which, why,
+    how, yes/no)."""
     if _WHEN.match(part):
         return "time"
     if _HOW_MANY.match(part):
         return "number"
     if _WHO.match(part):
         return "person"
+    if _NAME_ASKED.match(part):
+        return "name"
     return None
 
 
@@ -214,6 +220,10 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
             if run_names and not run_names & ignored:
                 return True
         return False
+    if kind == "name":
+        # Some word the question does not hold, other than a count: "supplies 1 concrete tzinfo
+        # class" has not said what the class is called (pyh08).
+        return any(not any(ch.isdigit() for ch in w) and w not in _NUMBER_WORDS for w in stems(answer) - stems(question) - STOP_WORDS)
     return True
 
 

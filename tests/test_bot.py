@@ -373,7 +373,7 @@ def test_a_part_answered_with_the_answer_again_is_said_to_be_missing(make_bot):
     bot, _ = make_bot(count, count)
     answer = bot.ask(question)
     assert answer.answered and answer.answer.count("40 million tonnes") == 1
-    assert answer.answer.endswith("The passages do not say what share of the cargo was that.")
+    assert answer.answer.endswith("The passages do not say what share of the cargo that was.")
 
 
 def test_an_answer_of_another_kind_than_asked_is_asked_again_then_declined(make_bot):

@@ -520,6 +520,14 @@ def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
     assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
 
 
+def test_a_number_is_compared_with_every_sentence_as_close_to_the_answer():
+    # Two passage sentences share as many words with the answer; the first gives its years.
+    hit = _hit("The Aswan High Dam was built between 1960 and 1970 across the Nile. "
+               "Like the Aswan Low Dam, which had been completed in 1902, the High Dam has changed Egypt.")
+    question = "When was construction of the Aswan High Dam begun, and when was it finished?"
+    assert not check_answer("The Aswan High Dam was begun in 1960 and finished in 1970 [1].", [hit], question, {}).declined
+
+
 def test_a_sentence_cut_off_where_it_continues_is_no_answer():
     hit = _hit("For backward compatibility, this macro can be used: #if PY_VERSION_HEX < 0x030900A4 && !defined(PYPY_VERSION)")
     question = "Which version of SciPy first supported Python 3.11?"

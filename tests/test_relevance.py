@@ -105,6 +105,11 @@ def test_question_parts(question, parts):
      ["who wrote the Sorting HOWTO?"]),
     # ... but the first part's subject may go unsaid.
     ("When was Macbeth first performed, and when was it first published?", "First performed in 1606, published in 1623.", []),
+    # "What is it called?" asks for a name: a count alone, in the question's own words, gives none.
+    ("How many concrete tzinfo classes does the module supply, and what is it called?",
+     "The module supplies 1 concrete tzinfo class.", ["what is it called?"]),
+    ("How many concrete tzinfo classes does the module supply, and what is it called?",
+     "It supplies one, the timezone class.", []),
 ])
 def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
@@ -174,3 +179,13 @@ def test_two_parts_asking_for_the_same_kind_of_thing_need_two_of_them():
     assert unanswered_parts(question, "The notes were written at the University of Adelaide.") == [
         "at which university was R first written?"]
     assert unanswered_parts(question, "The notes at the University of Adelaide, R at the University of Auckland.") == []
+
+
+@pytest.mark.parametrize("part, kind", [
+    ("what is it called?", "name"), ("What was the ship named?", "name"), ("What is its name?", "name"),
+    ("What is called a closure?", None),  # no subject between the verb and "called": not a name asked for
+])
+def test_a_name_asked_for(part, kind):
+    from rag.relevance import kind_asked
+
+    assert kind_asked(part) == kind
