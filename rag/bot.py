@@ -28,7 +28,7 @@ from .generators import Generator, load_generator
 from .lexical import tokenize
 from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
-from .relevance import other_language
+from .relevance import other_language, unanswered_parts
 from .opened_collection import Documents, open_for_queries
 from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Hit
@@ -213,6 +213,7 @@ class Bot:
         # The passage budget grows with k (MAX_PASSAGE_CHARS is for the default k=2): a compound
         # question's second part must not lose its passage to the first part's long one.
         budget = MAX_PASSAGE_CHARS * max(k, 2) // 2
+        candidates = hits
         hits = select_passages(hits, self.documents, k, max_chars=budget)
         given = hits
         generator = self.generator
@@ -259,7 +260,17 @@ class Bot:
             if attempt and not attempt[2].declined:
                 hits, (messages, text, checked), by_parts = later, attempt, None
         if not checked.declined and by_parts is None:
-            checked = yield from complete_parts(standalone, hits, checked, generate, check)
+            completed = yield from complete_parts(standalone, hits, checked, generate, check)
+            if completed.declined:
+                # Answered twice with something else than the question asks for ("Which module
+                # ...?" with a sentence that names no module, pyh04): the passages ranked next
+                # are read once, under the same checks, and kept only if they answer every part.
+                later = select_passages([c for c in candidates if not any(_overlap(c, g) for g in given)],
+                                        self.documents, k, max_chars=budget)
+                attempt = (yield from self._attempt(standalone, later, state, known)) if later else None
+                if attempt and not attempt[2].declined and not unanswered_parts(standalone, strip_markers(attempt[2].text)):
+                    hits, (messages, text, completed) = later, attempt
+            checked = completed
         finished = time.perf_counter()
         usage = next((u for m, u in state.get("usage", ()) if m is messages and u), None)  # the backend's own counts
         timings.update(
@@ -337,6 +348,11 @@ def final_answer(items: Iterator[str | Answer]) -> Answer:
     if answer is None:
         raise PakusError("the answer stream ended without an answer")  # a bug of ours, said plainly
     return answer
+
+
+def _overlap(hit: Hit, passage: Hit) -> bool:
+    """Whether a hit's text is (part of) a passage already given: same document, spans crossing."""
+    return hit.source == passage.source and hit.start < passage.end and passage.start < hit.end
 
 
 def _render(messages: list[dict[str, str]]) -> str:

@@ -22,7 +22,8 @@ from collections.abc import Callable, Generator, Iterator
 
 from .citations import CheckedAnswer, merge_answers, strip_markers
 from .prompts import answer_messages
-from .relevance import answers_part, kind_asked, mentions_own_names, question_parts, subject_parts, unanswered_parts
+from .relevance import (answers_part, kind_asked, mentions_own_names, question_parts, subject_parts, thing_asked,
+                        unanswered_parts)
 from .schema import Hit
 from .sentences import says_what_is_asked
 
@@ -41,7 +42,8 @@ def complete_parts(question: str, hits: list[Hit], checked: CheckedAnswer, gener
         # A simple question answered with something else than it asks for ("When ...?" with
         # who did it): asked once more, and declined if the answer is still not of that kind.
         yield " "
-        text = yield from generate(answer_messages(f"{question} Answer with the {_KIND_ASKED.get(kind_asked(question), 'fact')} only.", hits))
+        wanted = _KIND_ASKED.get(kind_asked(question)) or thing_asked(question) or "fact"
+        text = yield from generate(answer_messages(f"{question} Answer with the {wanted} only.", hits))
         retry = check(text, question)
         if not retry.declined and answers_part(question, strip_markers(retry.text), question):
             return retry

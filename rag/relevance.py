@@ -149,6 +149,10 @@ _WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
 # "..., and what is it called?", "What was the ship named?": a name asked for.
 _NAME_ASKED = re.compile(r"^(?:(?:and|so)\s+)?(?:what|how)\s+(?:is|was|are|were)\s+(?:it|they|he|she|this|that|these|those|the\s+[\w'’-]+)\s+"
                          r"(?:called|named|known\s+as)\b|^what\s+(?:is|was|are|were)\s+(?:its|their|his|her)\s+names?\b", re.I)
+# "Which standard module should I use ...?", "In which country is ...?": the word before the verb
+# is the kind of thing asked for ("module", "country").
+_THING_ASKED = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which|what)\s+(?P<words>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+"
+                          r"(?:do|does|did|is|are|was|were|has|have|had|can|could|should|would|will|may|might|must)\b", re.I)
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
@@ -169,8 +173,8 @@ def question_parts(question: str) -> list[str]:
 
 def kind_asked(part: str) -> str | None:
     """What a question (part) asks for, where that can be told from its first words: "time",
-    "number", "person" or "name" ("what is it called?"); None for the rest (what, which, why,
-    how, yes/no)."""
+    "number", "person", "name" ("what is it called?") or "thing" ("which module ...?"); None for
+    the rest (what, why, how, yes/no)."""
     if _WHEN.match(part):
         return "time"
     if _HOW_MANY.match(part):
@@ -179,7 +183,17 @@ def kind_asked(part: str) -> str | None:
         return "person"
     if _NAME_ASKED.match(part):
         return "name"
+    if thing_asked(part):
+        return "thing"
     return None
+
+
+def thing_asked(part: str) -> str:
+    """The kind of thing a "Which <noun> ...?" question asks for ("module"), else ""."""
+    match = _THING_ASKED.match(part.strip())
+    # "which version of R": the noun before a preposition.
+    noun = re.split(r"\s+(?:of|for|in|on|at|from|with|to|by)\s+", match.group("words"))[0].split()[-1].lower() if match else ""
+    return noun if noun and noun not in STOP_WORDS and noun not in _NUMBER_WORDS else ""
 
 
 def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool:
@@ -224,6 +238,12 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # Some word the question does not hold, other than a count: "supplies 1 concrete tzinfo
         # class" has not said what the class is called (pyh08).
         return any(not any(ch.isdigit() for ch in w) and w not in _NUMBER_WORDS for w in stems(answer) - stems(question) - STOP_WORDS)
+    if kind == "thing":
+        # The thing named, or a name or a number the question lacks ("SEATO and CENTO" for "Which
+        # alliances ...?", "R 1.7.1" for "which version"): "You may also want to use a handy
+        # function ..." names no module (pyh04).
+        return bool(stems(thing_asked(part)) & stems(answer)) or bool(names_in(answer) - names_in(question)) \
+            or any(any(ch.isdigit() for ch in w) for w in new_words)
     return True
 
 

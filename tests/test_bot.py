@@ -379,10 +379,14 @@ def test_a_part_answered_with_the_answer_again_is_said_to_be_missing(make_bot):
 def test_an_answer_of_another_kind_than_asked_is_asked_again_then_declined(make_bot):
     # "When ...?" answered with what happened, twice: no time is given, so nothing is answered.
     no_time = lambda m: f"IMET trained Pakistani officers in America [{passage_number(m, 'trained Pakistani officers')}]."  # noqa: E731
-    bot, generator = make_bot(no_time, no_time)
+    bot, generator = make_bot(no_time, no_time, "NOT_IN_PASSAGES")
     answer = bot.ask("When did IMET train Pakistani officers in America?")
     assert not answer.answered and answer.decline_reason == "unsupported"
     assert "Answer with the year or date only." in generator.calls[1]["messages"][1]["content"]
+    # Last, the passages ranked after those given are read once, under the same checks.
+    def passages(call):
+        return set(re.findall(r"(?m)^\[\d+\] (.+)$", call["messages"][1]["content"]))
+    assert len(generator.calls) == 3 and passages(generator.calls[2]) and not passages(generator.calls[2]) & passages(generator.calls[0])
 
 
 def test_a_reply_of_only_a_list_number_is_retried_like_a_decline(make_bot):

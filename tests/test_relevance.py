@@ -110,6 +110,12 @@ def test_question_parts(question, parts):
      "The module supplies 1 concrete tzinfo class.", ["what is it called?"]),
     ("How many concrete tzinfo classes does the module supply, and what is it called?",
      "It supplies one, the timezone class.", []),
+    # "Which <thing> ...?" needs the thing, or a name or number the question lacks.
+    ("Which standard module should I use to time code?", "You may want to use a handy function.",
+     ["Which standard module should I use to time code?"]),
+    ("Which standard module should I use to time code?", "The timeit module.", []),
+    ("Which alliances did Pakistan join?", "Pakistan joined SEATO and CENTO.", []),
+    ("With which version of R did support end?", "It ended with R 1.7.1.", []),
 ])
 def test_unanswered_parts(question, answer, missing):
     from rag.relevance import unanswered_parts
@@ -184,6 +190,7 @@ def test_two_parts_asking_for_the_same_kind_of_thing_need_two_of_them():
 @pytest.mark.parametrize("part, kind", [
     ("what is it called?", "name"), ("What was the ship named?", "name"), ("What is its name?", "name"),
     ("What is called a closure?", None),  # no subject between the verb and "called": not a name asked for
+    ("Which standard module should I use to time code?", "thing"), ("With which version of R did it end?", "thing"),
 ])
 def test_a_name_asked_for(part, kind):
     from rag.relevance import kind_asked
