@@ -197,8 +197,9 @@ def thing_asked(part: str) -> str:
 
 
 def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool:
-    """Whether `answer` holds the kind of thing `part` asks for (a time, a number, a person),
-    beyond what the question already says; parts of other kinds are taken as answered. `needed`:
+    """Whether `answer` holds the kind of thing `part` asks for (a time, a number, a person, a
+    name, the thing of "which <thing>"), beyond what the question already says; parts of other
+    kinds are taken as answered. `needed`:
     how many different times or numbers it must hold (the second "when" part of one question needs
     a second date)."""
     asked = set(words(question))
@@ -262,7 +263,7 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
     ...?" with who did it); a simple question is its own single part."""
     missing, seen, seen_things = [], Counter(), Counter()
     parts = question_parts(question)
-    asked_things = [_thing_asked(part) for part in parts]
+    asked_things = [_noun_after_which(part) for part in parts]
     for part, thing in zip(parts, asked_things):
         kind = kind_asked(part)
         # Two parts asking for a time (or a number) are answered by two different ones: "first
@@ -281,7 +282,7 @@ def unanswered_parts(question: str, answer: str) -> list[str]:
 _WHICH_THING = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which|what)\s+([^\W\d_]{3,})\b", re.I)
 
 
-def _thing_asked(part: str) -> str:
+def _noun_after_which(part: str) -> str:
     """The kind of thing a "which <noun> ...?" part asks for ("university"); "" for others."""
     match = _WHICH_THING.match(part.strip())
     noun = match.group(1).lower() if match else ""
