@@ -63,7 +63,10 @@ def _support(sentence: str, passages: list[str], question: str, labels: list[str
     named_lower = named.lower()
     # A number the passage writes as a word ("three-eighths") states the answer's digits ("3/8").
     evidence_words = stems(evidence) | spelled_numbers(evidence)
-    missing = sorted(n for n in numbers_in(sentence) if n not in numbers_in(named) | spelled_numbers(named))
+    # An ordinal ("the 1st", "19th") may be written "first" in the passage; an amount may not.
+    ordinals = set(re.findall(r"\b(\d+)(?:st|nd|rd|th)\b", sentence))
+    backed = numbers_in(named) | spelled_numbers(named, amounts_only=True)
+    missing = sorted(n for n in numbers_in(sentence) if n not in backed and not (n in ordinals and n in spelled_numbers(named)))
     # Names count even when the question used them: "The Kerry-Lugar-Berman Act provided ..." is
     # a claim about something no passage mentions, however the question was worded.
     abbreviations = initialisms(named)

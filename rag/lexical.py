@@ -119,10 +119,18 @@ def number_value(word: str) -> int | None:
     return pieces[0] if len(pieces) == 1 else None
 
 
-def spelled_numbers(text: str) -> set[str]:
-    """The numbers that `text` writes as words, as digits ("three-eighths" -> {"3", "8"})."""
+# Words of an order that are never a fraction either: "first glance" states no amount, so it
+# backs an answer's "1st" but not its "1" ("supplies 1 concrete tzinfo class", pyh08).
+ORDER_ONLY = {"first", "second"}
+
+
+def spelled_numbers(text: str, amounts_only: bool = False) -> set[str]:
+    """The numbers that `text` writes as words, as digits ("three-eighths" -> {"3", "8"});
+    `amounts_only`: not counting "first" and "second", which give an order, not an amount."""
     found = set()
     for word in words(text):
+        if amounts_only and word in ORDER_ONLY:
+            continue
         value = number_value(word)
         if value is not None:
             found.add(str(value))

@@ -547,3 +547,13 @@ def test_a_clause_cut_from_a_sentence_stands_when_another_passage_backs_it():
     checked = check_answer("The notes were written at the University of Adelaide, and R was first written at the "
                            "University of Otago [1].", [notes, r], question, {})
     assert "Otago" not in checked.text and "Adelaide [1]." in checked.text
+
+
+def test_first_backs_an_ordinal_but_not_an_amount():
+    hit = _hit("This is usually not appreciated on a first glance at Python. The second edition came out later.")
+    question = "How many concrete tzinfo classes does the datetime module supply?"
+    assert check_answer("The datetime module supplies 1 concrete tzinfo class [1].", [hit], question, {}).declined
+    from rag.citations import _support
+
+    assert _support("The 2nd edition came out later.", [hit.text], "Which edition came out later?")[1] == []
+    assert _support("1 edition came out later.", [hit.text], "Which edition came out later?")[1] == ["1"]
