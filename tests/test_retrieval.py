@@ -250,6 +250,13 @@ def test_unknown_names_are_those_no_document_mentions(retriever, question, unkno
     assert retriever.unknown_names(question) == unknown
 
 
+def test_a_name_beyond_ascii_is_looked_up_as_the_index_holds_it(retriever, monkeypatch):
+    # The lexical index's words are ASCII: a document's "Ramón y Cajal" is there as "ram", "n", "cajal".
+    monkeypatch.setattr(retriever.store, "knows_word", lambda word: word in {"ram", "n", "cajal"})
+    assert retriever.unknown_names("When did Ramón y Cajal win the prize?") == []
+    assert retriever.unknown_names("When did Zoë Cajal win the prize?") == ["zoë"]
+
+
 EVERYDAY = frozenset("when what how much fast standard module recipe chicken cease open port accompany nightmare critical time".split())
 
 
