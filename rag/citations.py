@@ -219,12 +219,14 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
-def _moved_number(sentence: str, passage: str) -> str | None:
+def _moved_number(sentence: str, passage: str, question: str) -> str | None:
     """A number of `sentence` that the passage's sentence saying what `sentence` says does not
     give, when that passage sentence gives another number instead: the number was taken from
     another statement (wkh10: "began their conquest ... in 1524", where the passage says "in 1532,
-    the Spanish began the conquest" and 1524 is the year another explorer reached the empire)."""
-    numbers = numbers_in(sentence)
+    the Spanish began the conquest" and 1524 is the year another explorer reached the empire).
+    A number the question gives is no claim of the answer ("Before R 4.2.0 made libcurl the
+    default, which method ...?" answered "Before R 4.2.0 ... was wininet", rmf13)."""
+    numbers = numbers_in(sentence) - numbers_in(question)
     target = stems(NUMBER.sub(" ", sentence)) - _FILLER_STEMS
     if not numbers or len(target) < 3:
         return None
@@ -249,7 +251,7 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
     asked for ("Who is the editor ...?"): see relevance.py."""
     for n in sentence.cited:
         hit = hits[n - 1]
-        moved = _moved_number(sentence.text, hit.text)
+        moved = _moved_number(sentence.text, hit.text, question)
         if moved:
             sentence.supported = False
             sentence.missing.append(f"the passage gives {moved} for another statement")

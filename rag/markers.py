@@ -18,7 +18,8 @@ def strip_markers(text: str) -> str:
 
 
 def numbers_in(text: str) -> set[str]:
-    return {n.replace(",", "").rstrip(".") for n in NUMBER.findall(text)}
+    # "5.0" is the number 5: "waits 5 seconds" is what "timeout=5.0" says (pyf03).
+    return {re.sub(r"\.0+$", "", n.replace(",", "").rstrip(".")) for n in NUMBER.findall(text)}
 
 
 def best_sentence(passage: str, sentence: str) -> tuple[int, int]:

@@ -42,6 +42,8 @@ OPPOSITES = [
      {"affected", "injured", "wounded", "displaced", "infected", "survived", "survivors", "evacuated"}),
 ]
 
+# Words that open a span of time ("from 1906 to 1909", "since 1982").
+_SPAN_START = {"from", "since"}
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
@@ -49,6 +51,8 @@ def qualifier_mismatch(question: str, sentence: str) -> str | None:
     """The qualifier the question asks for when `sentence` states only its opposite, else None."""
     asked = set(words(question))
     said = set(words(sentence))
+    if said & _SPAN_START:
+        said.add("beginning")  # "from 1917 until 1920": a span states its beginning too (wkf14)
     for one, other in OPPOSITES:
         for wanted, opposite in ((one, other), (other, one)):
             if asked & wanted and not asked & opposite and said & opposite and not said & wanted:

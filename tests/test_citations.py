@@ -557,3 +557,17 @@ def test_first_backs_an_ordinal_but_not_an_amount():
 
     assert _support("The 2nd edition came out later.", [hit.text], "Which edition came out later?")[1] == []
     assert _support("1 edition came out later.", [hit.text], "Which edition came out later?")[1] == ["1"]
+
+
+def test_a_number_the_question_gives_is_not_a_claim_of_the_answer():
+    hit = _hit("From R 4.2.0, the libcurl method is the default on all platforms. "
+               "It has been used since R 3.3.0 everywhere but Windows, where the default method wininet also supported HTTPS.")
+    question = "Before R 4.2.0 made libcurl the default everywhere, which download method was the default on Windows?"
+    answer = "The default download method on Windows before R 4.2.0 made libcurl the default everywhere was wininet [1]."
+    assert not check_answer(answer, [hit], question, {}).declined
+
+
+def test_a_number_with_a_zero_fraction_is_the_whole_number():
+    hit = _hit("sqlite3.connect(database, timeout=5.0): how many seconds the connection should wait if the database is locked.")
+    question = "How many seconds does a sqlite3 connection wait when the database is locked?"
+    assert not check_answer("The connection waits 5 seconds [1].", [hit], question, {}).declined

@@ -196,3 +196,10 @@ def test_a_name_asked_for(part, kind):
     from rag.relevance import kind_asked
 
     assert kind_asked(part) == kind
+
+
+def test_a_span_from_one_year_to_another_states_its_beginning():
+    from rag.relevance import qualifier_mismatch
+
+    assert qualifier_mismatch("When did his second term begin?", "He served from 1906 to 1909 and again from 1917 until 1920.") is None
+    assert qualifier_mismatch("When did his term begin?", "His term ended in 1920.") == "begin"
