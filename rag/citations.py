@@ -63,6 +63,9 @@ def _support(sentence: str, passages: list[str], question: str, labels: list[str
     named_lower = named.lower()
     # A number the passage writes as a word ("three-eighths") states the answer's digits ("3/8").
     evidence_words = stems(evidence) | spelled_numbers(evidence)
+    # A number the passage's section states is backed as a word too: "waits 5 seconds" from a
+    # passage under the heading "sqlite3.connect(database, timeout=5.0, ...)" (pyf03).
+    evidence_words |= numbers_in(" ".join(labels))
     # An ordinal ("the 1st", "19th") may be written "first" in the passage; an amount may not.
     ordinals = set(re.findall(r"\b(\d+)(?:st|nd|rd|th)\b", sentence))
     backed = numbers_in(named) | spelled_numbers(named, amounts_only=True)

@@ -571,3 +571,11 @@ def test_a_number_with_a_zero_fraction_is_the_whole_number():
     hit = _hit("sqlite3.connect(database, timeout=5.0): how many seconds the connection should wait if the database is locked.")
     question = "How many seconds does a sqlite3 connection wait when the database is locked?"
     assert not check_answer("The connection waits 5 seconds [1].", [hit], question, {}).declined
+
+
+def test_a_number_of_the_passages_heading_backs_the_answer():
+    hit = _hit("See Transaction control for more. If True, the connection is checked.",
+               section="sqlite3.connect(database, timeout=5.0, detect_types=0)")
+    question = "How many seconds does a sqlite3 connection wait when the database is locked?"
+    assert not check_answer("The connection waits for 5 seconds [1].", [hit], question, {}).declined
+    assert check_answer("The connection waits for 7 seconds [1].", [hit], question, {}).declined
