@@ -44,6 +44,7 @@ OPPOSITES = [
 
 # Words that open a span of time ("from 1906 to 1909", "since 1982").
 _SPAN_START = {"from", "since"}
+_SPAN_END = {"to", "until", "till", "through"}
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
 
@@ -52,7 +53,8 @@ def qualifier_mismatch(question: str, sentence: str) -> str | None:
     asked = set(words(question))
     said = set(words(sentence))
     if said & _SPAN_START:
-        said.add("beginning")  # "from 1917 until 1920": a span states its beginning too (wkf14)
+        # "from 1917 until 1920" states its beginning (wkf14), and with "to" or "until" its end too.
+        said |= {"beginning", "end"} if said & _SPAN_END else {"beginning"}
     for one, other in OPPOSITES:
         for wanted, opposite in ((one, other), (other, one)):
             if asked & wanted and not asked & opposite and said & opposite and not said & wanted:

@@ -203,3 +203,5 @@ def test_a_span_from_one_year_to_another_states_its_beginning():
 
     assert qualifier_mismatch("When did his second term begin?", "He served from 1906 to 1909 and again from 1917 until 1920.") is None
     assert qualifier_mismatch("When did his term begin?", "His term ended in 1920.") == "begin"
+    assert qualifier_mismatch("When did his term end?", "He served from March 1921 to February 1932.") is None
+    assert qualifier_mismatch("When did his term end?", "He served from March 1921.") == "end"
