@@ -173,12 +173,10 @@ class Retriever:
         United States); this check only catches what the documents never name at all."""
         unknown = []
         for name in sorted(names_in(question)):
-            # The parts as the lexical index holds them: its words are ASCII, so "Ramón" is there
-            # as "ram" and "n" (wkf02, wkf11: "Ramón y Cajal", "García Márquez" were declined as
-            # names no document mentions, with the article that names them ranked first).
-            parts = [part for part in re.split(r"[-']", name) if part] or [name]
-            if not name.isascii():
-                parts = words(name)
+            # Its parts as the lexical index holds them. The index's words are ASCII, so "Ramón"
+            # is there as "ram" and "n" (wkf02, wkf11: "Ramón y Cajal", "García Márquez" were
+            # declined as names no document mentions, with the article that names them ranked first).
+            parts = words(name) if not name.isascii() else [part for part in re.split(r"[-']", name) if part] or [name]
             if name in self._metadata_words or self.store.knows_word(name) or all(self.store.knows_word(p) for p in parts):
                 continue
             unknown.append(name)
