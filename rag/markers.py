@@ -8,7 +8,9 @@ import re
 from .lexical import tokenize
 from .sentences import sentence_spans
 
-MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# "[0]" right after a name is code, not a citation: "sys.argv[0]" (pyf05's answer had lost its
+# "[0]"). A marker follows a space, punctuation or another marker ("in 1990 [1].", "1990.[1]", "[1][2]").
+MARKER = re.compile(r"\s*(?<![A-Za-z_])\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 

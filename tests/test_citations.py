@@ -60,6 +60,13 @@ def test_list_of_markers_is_parsed(hits, documents):
     assert [c.supported for c in result.citations] == [True, False]  # [2] alone does not say it
 
 
+def test_an_index_after_a_name_is_code_not_a_marker():
+    from rag.markers import strip_markers
+
+    assert strip_markers("It uses sys.argv[0] to name the program [1].") == "It uses sys.argv[0] to name the program."
+    assert strip_markers("In 1990.[1][2] Then [3, 4].") == "In 1990. Then."
+
+
 def test_marker_only_trailing_sentence_belongs_to_the_sentence_before(hits, documents):
     result = check("CSF reimbursed Pakistan's army for operating costs. [1]", hits, documents)
     assert len(result.sentences) == 1 and result.sentences[0].cited == [1]
