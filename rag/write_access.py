@@ -18,7 +18,7 @@ from .collections import DEFAULT, CollectionInfo, Opened, directory, open_collec
 from .errors import IndexCorruptError, IndexWriteError, PakusError
 from .settings import Settings
 
-CLEANING_VERSION = 3  # bump when converters or chunking change what chunks contain (3: PDF running headers dropped)
+CLEANING_VERSION = 4  # bump when converters or chunking change what chunks contain (4: HTML blocks put back in place)
 
 
 class CollectionBusyError(PakusError):

@@ -396,6 +396,27 @@ def test_blocks_the_extraction_dropped_from_the_main_element_are_put_back_in_pla
     assert recover_main_content("Kept.\n", unmarked, _escape) == "Kept.\n"
 
 
+def test_a_dropped_term_is_not_taken_for_the_start_of_another_line():
+    import lxml.html
+
+    from rag.converters._main_content import recover_main_content
+    from rag.converters.html import _escape
+
+    # "datetime.MAXYEAR" has the letters that begin "datetime(MAXYEAR, 12, ...)" further down: the
+    # dropped constant and its description belong under "Constants", not inside the later line.
+    long = "Each attribute below is read-only and is shared by every instance of the class. " * 8
+    page = lxml.html.document_fromstring(
+        "<html><body><div role='main'><h2>Constants</h2><p>The module exports these constants:</p>"
+        "<dl><dt>datetime.MAXYEAR</dt><dd><p>The largest year number allowed. MAXYEAR is 9999.</p></dd></dl>"
+        f"<h2>Attributes</h2><p>{long}</p><p>datetime.max</p><p>The latest time,</p><p>datetime(MAXYEAR, 12, 31)</p>"
+        "</div></body></html>")
+    extracted = (f"## Constants\n\nThe module exports these constants:\n\n## Attributes\n\n{long}\n\n- datetime.max\n\n"
+                 "- The latest time,\n\ndatetime(MAXYEAR, 12, 31)\n")
+    recovered = recover_main_content(extracted, page, _escape)
+    assert recovered.index("MAXYEAR is 9999") < recovered.index("## Attributes")
+    assert recovered.endswith("datetime(MAXYEAR, 12, 31)")
+
+
 def test_a_description_term_heads_its_description_when_that_is_long_enough(tmp_path):
     long = ("Return a writer object that turns the rows it is given into delimited strings; the value None is written "
             "as the empty string.")

@@ -30,6 +30,10 @@ _MAIN = "//main | //*[@role='main']"
 # Compared by letters and digits alone: trafilatura's Markdown spaces, marks and escapes differ
 # from the page's text ("*very-high-level language* ,", "\\_\\_init\\_\\_").
 _NOT_LETTERS = re.compile(r"[\W_]+")
+_LIST_NUMBER = re.compile(r"\s*(?:\d+[.)]\s+)?")
+# A block with fewer letters than this is a name or a label, found in many places by chance.
+_SHORT_BLOCK_LETTERS = 40
+_NEAR_LETTERS = 400  # about a paragraph
 
 
 def recover_main_content(markdown: str, tree, escape) -> str:
@@ -38,7 +42,8 @@ def recover_main_content(markdown: str, tree, escape) -> str:
     if main is None:
         return markdown
     lines = markdown.splitlines()
-    flat, starts = _flatten(lines)
+    flat, starts, ends = _flatten(lines)
+    whole_lines = set(zip(starts, ends))
     inserts: dict[int, list[str]] = {}  # after line i (-1: before the first)
     cursor, anchor = 0, -1
     for tag, text in text_blocks(main):
@@ -47,8 +52,8 @@ def recover_main_content(markdown: str, tree, escape) -> str:
             continue
         # Looked for after the last block found, then anywhere: trafilatura sometimes moves a
         # part of the page (a table, a section) away from its place, and the next block follows it.
-        found = flat.find(needle, cursor)
-        found = found if found >= 0 else flat.find(needle)
+        found = _find(flat, needle, cursor, whole_lines, near=_NEAR_LETTERS)
+        found = found if found >= 0 else _find(flat, needle, 0, whole_lines)
         if found >= 0:
             cursor = found + len(needle)
             anchor = bisect.bisect_right(starts, cursor - 1) - 1
@@ -64,15 +69,30 @@ def recover_main_content(markdown: str, tree, escape) -> str:
     return "\n".join(out)
 
 
-def _flatten(lines: list[str]) -> tuple[str, list[int]]:
-    """The lines' normalised text joined, and where each line starts in it."""
-    parts, starts, position = [], [], 0
+def _find(flat: str, needle: str, start: int, whole_lines: set[tuple[int, int]], near: int = -1) -> int:
+    """Where the block `needle` is in the flattened Markdown from `start`, or -1. A short block
+    counts where it is a whole line, or within `near` letters of `start` (trafilatura joins a
+    caption to the code before it); elsewhere it is a coincidence, not the block: the term
+    "datetime.MAXYEAR" found as the start of "datetime(MAXYEAR, 12, 31, 23, 59," further down had
+    put the constant's description inside another's, parting "9999" from what it is (pyf02)."""
+    found = flat.find(needle, start)
+    while found >= 0 and len(needle) < _SHORT_BLOCK_LETTERS and found - start > near \
+            and (found, found + len(needle)) not in whole_lines:
+        found = flat.find(needle, found + 1)
+    return found
+
+
+def _flatten(lines: list[str]) -> tuple[str, list[int], list[int]]:
+    """The lines' normalised text joined, and where each line starts (after its list number: "1.
+    It can handle any Unicode code point" is that block) and ends in it."""
+    parts, starts, ends, position = [], [], [], 0
     for line in lines:
-        starts.append(position)
+        starts.append(position + len(letters_only(_LIST_NUMBER.match(line).group())))
         text = letters_only(line)
         parts.append(text)
         position += len(text)
-    return "".join(parts), starts
+        ends.append(position)
+    return "".join(parts), starts, ends
 
 
 def letters_only(text: str) -> str:
