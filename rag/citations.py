@@ -230,8 +230,14 @@ def _moved_number(sentence: str, passage: str, question: str) -> str | None:
     A number the question gives is no claim of the answer ("Before R 4.2.0 made libcurl the
     default, which method ...?" answered "Before R 4.2.0 ... was wininet", rmf13)."""
     numbers = numbers_in(sentence) - numbers_in(question)
+    if not numbers:
+        return None
+    giving = [passage[a:b] for a, b in sentence_spans(passage) if numbers & numbers_in(passage[a:b])]
+    others = [_number_of_another_name(sentence, given) for given in giving]
+    if giving and all(others):
+        return others[0]
     target = stems(NUMBER.sub(" ", sentence)) - _FILLER_STEMS
-    if not numbers or len(target) < 3:
+    if len(target) < 3:
         return None
     overlaps = [(len(target & stems(passage[a:b])), a, b) for a, b in sentence_spans(passage)]
     best = max(overlap for overlap, _, _ in overlaps)
@@ -246,6 +252,30 @@ def _moved_number(sentence: str, passage: str, question: str) -> str | None:
     said = numbers_in(closest[-1])
     moved = sorted(numbers - said)
     return moved[0] if said - numbers else None
+
+
+# "the 1982 Nobel Prize": a year set before a name is that name's year.
+_YEAR_BEFORE_NAME = re.compile(r"\b(\d{4})\s+((?:[A-Z][\w'-]*\s*)+)")
+
+
+def _number_of_another_name(sentence: str, passage_sentence: str) -> str | None:
+    """A year of `sentence` that its passage sentence sets before other names than those the answer
+    gives it: "awarded the 1972 Neustadt International Prize ... and the 1982 Nobel Prize" does not
+    say "won the Nobel Prize in 1972" (wkf11), though both years and all the words are there."""
+    years_of: dict[str, set[str]] = {}
+    for match in _YEAR_BEFORE_NAME.finditer(passage_sentence):
+        for word in match.group(2).split():
+            years_of.setdefault(word.casefold(), set()).add(match.group(1))
+    bound = _YEAR_BEFORE_NAME.findall(sentence)
+    years = {year for year in numbers_in(sentence) if re.fullmatch(r"\d{4}", year)}
+    # The answer's own pairs: its "the 1982 Nobel Prize"s, or with one year, every name it gives.
+    pairs = [(year, word) for year, name in bound for word in name.split()] if bound else \
+        [(year, word) for year in years for word in names_in(sentence)] if len(years) == 1 else []
+    for year, word in pairs:
+        elsewhere = years_of.get(word.casefold())
+        if elsewhere and year not in elsewhere and any(year in ys for ys in years_of.values()):
+            return year
+    return None
 
 
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:

@@ -527,6 +527,18 @@ def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
     assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
 
 
+def test_a_year_the_passage_sets_before_another_name_is_not_that_names():
+    hit = _hit("Gabriel García Márquez was a Colombian writer. Considered one of the most significant authors of "
+               "the 20th century, he was awarded the 1972 Neustadt International Prize for Literature and the 1982 "
+               "Nobel Prize in Literature.")
+    question = "In what year did Gabriel García Márquez win the Nobel Prize in Literature?"
+    swapped = check_answer("In 1972, Gabriel García Márquez won the Nobel Prize in Literature [1].", [hit], question, {})
+    assert swapped.declined and "the passage gives 1972 for another statement" in swapped.sentences[0].missing
+    assert not check_answer("In 1982, Gabriel García Márquez won the Nobel Prize in Literature [1].", [hit], question, {}).declined
+    both = "He won the 1972 Neustadt International Prize and the 1982 Nobel Prize in Literature [1]."
+    assert not check_answer(both, [hit], question, {}).declined
+
+
 def test_a_number_is_compared_with_every_sentence_as_close_to_the_answer():
     # Two passage sentences share as many words with the answer; the first gives its years.
     hit = _hit("The Aswan High Dam was built between 1960 and 1970 across the Nile. "
