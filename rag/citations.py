@@ -254,6 +254,7 @@ def _moved_number(sentence: str, passage: str, question: str) -> str | None:
     return moved[0] if said - numbers else None
 
 
+_REFERS_BACK = re.compile(r"\b(?:it|its|they|their|them|he|his|him|she|her|this|that|these|those)\b", re.I)
 # "the 1982 Nobel Prize": a year set before a name is that name's year.
 _YEAR_BEFORE_NAME = re.compile(r"\b(\d{4})\s+((?:[A-Z][\w'-]*\s*)+)")
 
@@ -302,7 +303,12 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             sentence.supported = False
             sentence.missing.append(f"the passage does not say {roles[0]}")
             return
-        names = off_subject(question, hit.text, hit.title, hit.section, known) if known else []
+        # So does each part its own subject: the part about csv's newline argument is answered by a
+        # passage that never names the other part's UTF-8 (pyf13). A part that refers back ("and
+        # when did it open?") is about what the whole question names.
+        parts = [question if _REFERS_BACK.search(part) else part for part in question_parts(question)]
+        off = [off_subject(part, hit.text, hit.title, hit.section, known) for part in parts] if known else [[]]
+        names = off[0] if all(off) else []
         if names:
             sentence.supported = False
             sentence.missing.append(f"the passage is not about {', '.join(names)}")

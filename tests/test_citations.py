@@ -598,3 +598,17 @@ def test_a_number_of_the_passages_heading_backs_the_answer():
     question = "How many seconds does a sqlite3 connection wait when the database is locked?"
     assert not check_answer("The connection waits for 5 seconds [1].", [hit], question, {}).declined
     assert check_answer("The connection waits for 7 seconds [1].", [hit], question, {}).declined
+
+
+def test_each_part_of_a_compound_question_is_about_its_own_subject():
+    csv = _hit("If csvfile is a file object, it should be opened with newline=''.", title="csv")
+    bom = _hit("For reading such files, use the 'utf-8-sig' codec to skip the mark.", title="Unicode HOWTO")
+    question = ("When opening a file for the csv module, what newline argument should I pass, and which codec "
+                "should I use to read a UTF-8 file that starts with a byte-order mark?")
+    checked = check_answer("It should be opened with newline='' [1]. Use the 'utf-8-sig' codec [2].", [csv, bom], question, {},
+                           known=lambda name: True)
+    assert [s.supported for s in checked.sentences] == [True, True]
+    # A part that refers back is about what the whole question names.
+    other = _hit("The museum opened in 1931.", title="River museum")
+    asked = "Who founded the Aswan Dam, and when did it open?"
+    assert check_answer("It opened in 1931 [1].", [other], asked, {}, known=lambda name: True).declined
