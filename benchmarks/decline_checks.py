@@ -27,6 +27,7 @@ def checks(bot: Bot) -> dict:
         "unknown names": retriever.unknown_names,
         "unknown phrases": retriever.unknown_phrases,
         "unknown terms": retriever.unknown_terms,
+        "unknown code names": retriever.unknown_code_names,
         "other language": lambda question: other_language(question, retriever.knows_word),
     }
 

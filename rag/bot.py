@@ -201,7 +201,8 @@ class Bot:
         # something no document mentions (a small model would answer about it from other passages).
         retriever = self.retriever
         known = retriever.knows_word
-        unknown = retriever.unknown_names(standalone) or retriever.unknown_phrases(standalone) or retriever.unknown_terms(standalone)
+        unknown = (retriever.unknown_names(standalone) or retriever.unknown_phrases(standalone)
+                   or retriever.unknown_terms(standalone) or retriever.unknown_code_names(standalone))
         reason = ("no_evidence" if not has_evidence(hits) else "unknown_name" if unknown
                   else "other_language" if other_language(standalone, known) else None)
         if reason:

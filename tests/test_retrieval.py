@@ -321,6 +321,16 @@ def test_unknown_phrases_are_names_no_passage_holds(retriever, question, unknown
     assert retriever.unknown_phrases(question) == unknown
 
 
+@pytest.mark.parametrize("question, unknown", [
+    ("Which data.table function reads the trade figures fastest?", ["data.table"]),  # "data", "table": everyday words
+    ("What does the cricket_team field hold?", ["cricket_team"]),
+    ("What does gwadar-port.txt say, e.g. about ships?", []),  # a document's file name; "e.g." is no code
+    ("When did IMET cease operations?", []),
+])
+def test_unknown_code_names_are_dotted_or_underscored_names_no_passage_holds(retriever, question, unknown):
+    assert retriever.unknown_code_names(question) == unknown
+
+
 @pytest.mark.parametrize("text, phrase, holds", [
     ("His Symphony No. 9 in D minor was first performed in Vienna.", "Ninth Symphony", True),
     ("His Symphony No. 5 was first performed in Vienna.", "Ninth Symphony", False),
