@@ -135,7 +135,10 @@ def spelled_numbers(text: str, amounts_only: bool = False) -> set[str]:
         if value is not None:
             found.add(str(value))
         elif "-" in word:
-            found.update(str(v) for v in map(number_value, word.split("-")) if v is not None)
+            # "a thirty-seven-volume work" states 37 (wkf03), as well as its pieces.
+            pieces = word.split("-")
+            found.update(str(v) for v in map(number_value, pieces) if v is not None)
+            found.update(str(v) for v in (number_value(f"{a}-{b}") for a, b in zip(pieces, pieces[1:])) if v is not None)
     return found
 
 

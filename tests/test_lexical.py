@@ -59,6 +59,7 @@ def test_a_name_with_a_lower_case_suffix_is_the_name():
     ("three-eighths of the statue", {"3", "8"}),
     ("Beethoven's Ninth Symphony", {"9"}),
     ("twenty-one guns", {"21"}),
+    ("a thirty-seven-volume work", {"30", "7", "37"}),  # the number inside a compound word
     ("the second line", {"2"}),
     ("no numbers here, only someone", set()),
 ])
