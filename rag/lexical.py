@@ -73,14 +73,17 @@ def names_in(text: str) -> set[str]:
     return names
 
 
+_PREFIXES = ("out", "over", "under", "re", "un", "mis", "counter", "up", "non", "pre")
 _ENDINGS = ("ly", "ies", "es", "s", "ed", "ing", "ish", "ness", "ment", "er", "est")
 
 
 def is_everyday_word(word: str, vocabulary: frozenset[str]) -> bool:
     """Whether `word` is a common word of `vocabulary` or a form of one ("accompanies" of
-    "accompany", "nightmarishly" of "nightmare"): up to three endings are taken off, each time
-    trying the bare stem and the stem with "e" or "y" restored."""
-    forms = {word}
+    "accompany", "nightmarishly" of "nightmare", "outshines" of "shine"): a common prefix and up
+    to three endings are taken off, each time trying the bare stem and the stem with "e" or "y"
+    restored."""
+    # "outshines" is "shines" made over (wkf08, declined as a term no document uses).
+    forms = {word} | {word[len(prefix):] for prefix in _PREFIXES if word.startswith(prefix) and len(word) - len(prefix) >= 4}
     for _ in range(3):
         forms |= {stem + extra for form in forms for ending in _ENDINGS
                   if form.endswith(ending) and len(form) - len(ending) >= 3

@@ -96,4 +96,5 @@ def test_the_embedder_vocabulary_holds_everyday_words_not_terms():
     words = MiniLMEmbedder().everyday_words
     assert len(words) > 15000 and {"capital", "founded", "package"} <= words
     assert is_everyday_word("accompanies", words) and is_everyday_word("warmly", words)
+    assert is_everyday_word("outshines", words) and not is_everyday_word("unter", words)  # "shine", made over
     assert not any(is_everyday_word(term, words) for term in ("orjson", "tidyverse", "biryani"))
