@@ -177,10 +177,18 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question.strip()]
 
 
+# A condition set before the question itself: "When opening a file for csv, what ...", "If two
+# programs talk over IPv4, which host ...".
+_LEADING_CLAUSE = re.compile(rf"^\s*(?:when|whenever|if|while|after|before|once)\b[^,?]*,\s*(?={QUESTION_START})", re.I)
+
+
 def kind_asked(part: str) -> str | None:
     """What a question (part) asks for, where that can be told from its first words: "time",
     "number", "person", "name" ("what is it called?") or "thing" ("which module ...?"); None for
     the rest (what, why, how, yes/no)."""
+    clause = _LEADING_CLAUSE.match(part)
+    if clause:  # "When opening a file, what newline argument ...?" asks what, not when (pyf13)
+        return kind_asked(part[clause.end():])
     if _WHEN.match(part):
         return "time"
     if _HOW_MANY.match(part):

@@ -191,6 +191,9 @@ def test_two_parts_asking_for_the_same_kind_of_thing_need_two_of_them():
     ("what is it called?", "name"), ("What was the ship named?", "name"), ("What is its name?", "name"),
     ("What is called a closure?", None),  # no subject between the verb and "called": not a name asked for
     ("Which standard module should I use to time code?", "thing"), ("With which version of R did it end?", "thing"),
+    # A condition before the question is not what it asks: "When opening a file, what ..." asks what.
+    ("When opening a file for the csv module, which argument should I pass", "thing"),
+    ("If I call it twice, how many items are there?", "number"), ("When did it open?", "time"),
 ])
 def test_a_name_asked_for(part, kind):
     from rag.relevance import kind_asked
