@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 
 from .chunking import split_sentences
-from .lexical import tokenize
+from .lexical import stems, tokenize
 from .markers import MARKER, best_sentence
-from .relevance import question_parts
+from .relevance import answers_part, question_parts, thing_asked
 from .schema import Hit
-from .sentences import best_matching_sentence, says_what_is_asked, with_context
+from .sentences import best_matching_sentence, says_what_is_asked, sentence_spans, with_context
 
 MIN_FOCUS_OVERLAP = 2  # question words a passage sentence must share to stand in for an empty answer
 
@@ -45,7 +45,8 @@ def focus(question: str, hit: Hit) -> set[str]:
 
 def extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple[str, list[int]]]:
     """When the model answered with markers alone ("[2]"), answer with the passage sentence that
-    best matches the question: verbatim, so nothing is claimed that it does not say. The marker
+    best matches the question (holding the kind of thing asked, then sharing most of its words):
+    verbatim, so nothing is claimed that it does not say. The marker
     says an answer is there; which passage it names is less sure than the words (py17: "[2]" for
     the rule, where passage 1 held its exception, asked about), so every passage is looked at and
     the cited one wins a tie. A compound question's parts each have their own passages, and the
@@ -55,14 +56,18 @@ def extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple
     numbers = [n for n in numbers if 1 <= n <= len(hits)]
     if not numbers or MARKER.sub("", text).strip(" .\n"):
         return []
-    best = None
+    best, thing = None, stems(thing_asked(question))
     others = [m for m in range(1, len(hits) + 1) if m != numbers[0]] if len(question_parts(question)) == 1 else []
     for n in [numbers[0], *others]:
         hit, words = hits[n - 1], focus(question, hits[n - 1])
-        start, end = best_sentence(hit.text, " ".join(words) or question)
-        overlap = len(words & set(tokenize(hit.text[start:end])))
-        if best is None or overlap > best[0]:
-            best = (overlap, n, with_context(hit.text, start, end))
+        # A sentence holding the kind of thing asked comes first: for "Which function ...?", "A bug
+        # report can be generated using the function bug.report()" before the sentence sharing
+        # more words, "check whether the bug is with R, or a contributed package" (rmf04).
+        for start, end in sentence_spans(hit.text):
+            sentence = hit.text[start:end]
+            score = (answers_part(question, sentence, question), bool(thing & stems(sentence)), len(words & set(tokenize(sentence))))
+            if best is None or score > best[0]:
+                best = (score, n, with_context(hit.text, start, end))
     _, n, (start, end) = best
     hit = hits[n - 1]
     if not says_what_is_asked(question, hit.text[start:end], hit.title):

@@ -284,6 +284,13 @@ def test_markers_alone_quote_the_passage_matching_the_question_best_whichever_th
     assert [c.n for c in compound.citations] == [1]  # a compound question's parts have their own passages
 
 
+def test_markers_alone_quote_the_sentence_holding_the_kind_of_thing_asked():
+    hit = _hit("Check carefully whether the bug is with R, or a contributed package. "
+               "A report can be generated using the function bug.report().")
+    result = check_answer("[1]", [hit], "Which function can I call to generate a bug report for R or for a contributed package?", {})
+    assert "bug.report()" in result.text and not result.declined
+
+
 def test_markers_with_other_text_are_not_replaced_by_a_quote():
     result = check_answer("It was a journal [1].", [_title_page_hit()], "In which journal was it published?", {})
     assert "Volume 3" not in result.text
