@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
 from .declines import declines, says_not_found
-from .lexical import mentioned, names_in, spelled_numbers, stems, tokenize
+from .lexical import code_names, mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
 from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
 from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, role_missing
@@ -194,7 +194,10 @@ _YES_NO = re.compile(r"^(is|are|was|were|do|does|did|can|could|has|have|had|will
 def _adds_nothing(sentence: str, question: str) -> bool:
     """The sentence only restates the question ("The paper said the efforts yielded rudimentary
     results."), so it answers nothing. For a yes/no question the restatement is the answer."""
-    return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS)
+    # A name written as code is new though its words are the question's: "bug.report()" answers
+    # "Which function generates a bug report?" (rmf04).
+    new_code = {name.lower() for name in code_names(sentence)} - {name.lower() for name in code_names(question)}
+    return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS) and not new_code
 
 
 _ASKS_FOR_A_NAME = re.compile(r"\b(?:title[sd]?|called|named|headings?|sections?|chapters?)\b", re.I)

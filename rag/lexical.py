@@ -91,6 +91,16 @@ def is_everyday_word(word: str, vocabulary: frozenset[str]) -> bool:
     return not forms.isdisjoint(vocabulary)
 
 
+# A dotted or underscored name, as code writes it: "data.table", "functools.lru_cache", "__init__".
+_CODE_NAME = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|_*[A-Za-z]\w*?_+\w+)")
+
+
+def code_names(text: str) -> list[str]:
+    """Names written as code in `text` ("bug.report", "sys.argv", "lru_cache"), in order, once
+    each; "e.g." and "i.e." are not code."""
+    return [name for name in dict.fromkeys(_CODE_NAME.findall(text)) if all(len(part) >= 2 for part in name.split("."))]
+
+
 def terms_in(text: str) -> list[str]:
     """Lower-case words of `text` that may name a thing ("orjson", "tidyverse"): not stop words,
     numbers or parts of capitalised names (names_in has those), the parts of "time-critical" one

@@ -17,15 +17,13 @@ from itertools import zip_longest
 from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
-from .lexical import is_everyday_word, names_in, number_value, terms_in, tokenize, words
+from .lexical import code_names, is_everyday_word, names_in, number_value, terms_in, tokenize, words
 from .relevance import QUESTION_START, off_subject, role_missing
 from .schema import Hit
 from .settings import Settings
 
 MAX_QUESTION_CHARS = 2000
 # Two or more capitalised words in a row, not counting a leading "The": a name ("Red Book").
-# A dotted or underscored name, as code writes it: "data.table", "functools.lru_cache", "__init__".
-_CODE_NAME = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|_*[A-Za-z]\w*?_+\w+)(?![\w(])")
 _NAME_RUN = re.compile(r"(?<!\w)(?!The\b)[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)+")
 # Front matter (author lists) and bibliographies stay findable but rank below content that matches
 # as well: a fused score is multiplied by this weight.
@@ -206,9 +204,9 @@ class Retriever:
         other checks let pass, yet the documents never name that package or function (rmf20 was
         answered about read.csv for data.table's reader)."""
         unknown = []
-        for name in dict.fromkeys(_CODE_NAME.findall(question)):
-            if any(len(part) < 2 for part in name.split(".")) or name.lower() in self._metadata_text:
-                continue  # "e.g." is no code
+        for name in code_names(question):
+            if name.lower() in self._metadata_text:
+                continue
             found = self.store.lexical_search(tokenize(name), 20)
             texts = [searchable_text(c).lower() for c in self.store.chunks([chunk_id for chunk_id, _ in found]).values()]
             whole = re.compile(rf"(?<!\w){re.escape(name.lower())}(?!\w)")
