@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .citations import CheckedAnswer, check_answer, strip_markers
+from .citations import MARKER, CheckedAnswer, check_answer, strip_markers
 from .compound import answer_by_parts, complete_parts
 from .collections import answer_k
 from .declines import model_declined
@@ -48,6 +48,8 @@ _NEEDS_CONTEXT = re.compile(
     r"|^(and|but|also|so|what about|how about|then)\b",
     re.I,
 )
+# A reply's start that is markers, or the start of one, and nothing else yet: "[", "[1", "[1] ".
+_MARKERS_SO_FAR = re.compile(r"[\s\[\]\d,;.]*")
 # What every answer prompt starts with: the instructions and the opening of the user's turn.
 _PROMPT_PREFIX = answer_messages("", [])
 # A declined answer is asked again with each of the first passages alone, in rank order.
@@ -292,10 +294,19 @@ class Bot:
 
     def _attempt(self, question: str, passages: list[Hit], state: dict, known):
         """Ask the model with these passages, streaming its reply, and check the reply against
-        them: (messages, reply, checked answer)."""
+        them: (messages, reply, checked answer). A reply that only points at a passage ("[1]", or
+        its heading) is asked for once more, as a full sentence; the first reply's stand-in (a
+        quoted passage sentence) is kept when the second says nothing that passes the check."""
         messages = answer_messages(question, passages)
         text = yield from self._generate(messages, state)
-        return messages, text, check_answer(text, passages, question, self.documents, known)
+        checked = check_answer(text, passages, question, self.documents, known)
+        if only_points(text, checked):
+            again = answer_messages(question, passages, full_sentence=True)
+            reply = yield from self._generate(again, state)
+            retried = check_answer(reply, passages, question, self.documents, known)
+            if not gave_nothing(retried):
+                return again, reply, retried
+        return messages, text, checked
 
     def _pointed_sentence(self, question: str, hits: list[Hit], state: dict, known):
         """After two declines: the model is asked only to point at the passage sentence that
@@ -323,12 +334,24 @@ class Bot:
                     state["first_token"] = time.perf_counter()
                 pieces.append(piece)
                 held += piece
-                if NOT_FOUND.startswith(held.strip()) or model_declined(held):
+                # Held back too: markers with nothing yet after them ("[1]"), which may be the
+                # whole reply, then answered by a quote or asked again (see _attempt).
+                if NOT_FOUND.startswith(held.strip()) or model_declined(held) or _MARKERS_SO_FAR.fullmatch(held):
                     continue
                 yield held
                 held = ""
+            if held and _MARKERS_SO_FAR.fullmatch(held) and not _MARKERS_SO_FAR.fullmatch("".join(pieces)):
+                yield held  # the markers that end an answer
         state.setdefault("usage", []).append((messages, getattr(stream, "usage", None)))  # token counts, when the stream has them
         return "".join(pieces)
+
+
+def only_points(reply: str, checked: CheckedAnswer) -> bool:
+    """The reply names where the answer is instead of saying it: passage markers alone ("[1]"),
+    or sentences that are all headings ("7.3 Accessing builtin datasets [1]")."""
+    if not strip_markers(reply).strip(" .\n") and MARKER.search(reply):
+        return True
+    return bool(checked.sentences) and all(any(m.startswith("a heading says") for m in s.missing) for s in checked.sentences)
 
 
 def gave_nothing(checked: CheckedAnswer) -> bool:

@@ -49,10 +49,16 @@ def _tidy(text: str) -> str:
     return re.sub(r"[ \t]+", " ", re.sub(r"\s*\n\s*", "\n", text.strip()))
 
 
-def answer_messages(question: str, hits: list[Hit]) -> list[dict[str, str]]:
+# Asked again after a reply that only pointed ("[1]", or a passage's heading): the small model
+# then writes the sentence that answers (rmf04, wkf03, pyf05, rmf03 in benchmarks/README.md).
+FULL_SENTENCE = "Answer in a full sentence that states the answer, then its passage number (not the number alone):"
+
+
+def answer_messages(question: str, hits: list[Hit], *, full_sentence: bool = False) -> list[dict[str, str]]:
     # The question comes before the passages too, so the small model reads them with it in mind;
     # with it only at the end, it declined 5 of 18 answerable questions.
-    user = f"Question: {question}\n\nPassages:\n{format_passages(hits)}\n\nQuestion: {question}\nAnswer:"
+    cue = FULL_SENTENCE if full_sentence else "Answer:"
+    user = f"Question: {question}\n\nPassages:\n{format_passages(hits)}\n\nQuestion: {question}\n{cue}"
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 

@@ -78,6 +78,21 @@ def test_ask_stream_yields_text_pieces_then_one_answer_last(make_bot):
     assert "".join(pieces) == answers[0].raw_answer
 
 
+def test_a_reply_that_only_points_is_asked_again_for_a_full_sentence(make_bot):
+    def bare_marker(messages):
+        return f"[{passage_number(messages, 'Coalition Support Fund (CSF)')}]"
+
+    bot, generator = make_bot(bare_marker, csf_reply)
+    pieces, [answer] = split_stream(list(bot.ask_stream(CSF_QUESTION)))
+    assert answer.answered and "reimbursed Pakistan's army for operating costs" in answer.answer
+    assert len(generator.calls) == 2 and "full sentence" in generator.calls[1]["messages"][-1]["content"]
+    assert not "".join(pieces).startswith("[")  # the bare marker was not shown
+    # When the second reply says nothing the check accepts, the first reply's quoted stand-in stays.
+    bot, generator = make_bot(bare_marker, "NOT_IN_PASSAGES")
+    answer = bot.ask(CSF_QUESTION)
+    assert answer.answered and "Coalition Support Fund (CSF)" in answer.answer and len(generator.calls) == 2
+
+
 def test_question_without_evidence_is_declined_without_calling_the_model(make_bot):
     bot, generator = make_bot()  # no scripted reply: any model call fails the test
     items = list(bot.ask_stream("Give me a recipe for chicken biryani"))
