@@ -182,13 +182,18 @@ def question_parts(question: str) -> list[str]:
 _LEADING_CLAUSE = re.compile(rf"^\s*(?:when|whenever|if|while|after|before|once)\b[^,?]*,\s*(?={QUESTION_START})", re.I)
 
 
+def main_question(part: str) -> str:
+    """The question without a condition set before it: "When opening a file for csv, what
+    newline argument ...?" asks what, not when (pyf13)."""
+    clause = _LEADING_CLAUSE.match(part)
+    return part[clause.end():] if clause else part
+
+
 def kind_asked(part: str) -> str | None:
     """What a question (part) asks for, where that can be told from its first words: "time",
     "number", "person", "name" ("what is it called?") or "thing" ("which module ...?"); None for
     the rest (what, why, how, yes/no)."""
-    clause = _LEADING_CLAUSE.match(part)
-    if clause:  # "When opening a file, what newline argument ...?" asks what, not when (pyf13)
-        return kind_asked(part[clause.end():])
+    part = main_question(part)
     if _WHEN.match(part):
         return "time"
     if _HOW_MANY.match(part):
@@ -204,7 +209,7 @@ def kind_asked(part: str) -> str | None:
 
 def thing_asked(part: str) -> str:
     """The kind of thing a "Which <noun> ...?" question asks for ("module"), else ""."""
-    match = _THING_ASKED.match(part.strip())
+    match = _THING_ASKED.match(main_question(part).strip())
     # "which version of R": the noun before a preposition.
     noun = re.split(r"\s+(?:of|for|in|on|at|from|with|to|by)\s+", match.group("words"))[0].split()[-1].lower() if match else ""
     return noun if noun and noun not in STOP_WORDS and noun not in _NUMBER_WORDS else ""
@@ -298,7 +303,7 @@ _WHICH_THING = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which
 
 def _noun_after_which(part: str) -> str:
     """The kind of thing a "which <noun> ...?" part asks for ("university"); "" for others."""
-    match = _WHICH_THING.match(part.strip())
+    match = _WHICH_THING.match(main_question(part).strip())
     noun = match.group(1).lower() if match else ""
     return "" if noun in STOP_WORDS or kind_asked(part) in ("time", "number") else noun
 

@@ -187,6 +187,14 @@ def test_two_parts_asking_for_the_same_kind_of_thing_need_two_of_them():
     assert unanswered_parts(question, "The notes at the University of Adelaide, R at the University of Auckland.") == []
 
 
+def test_the_thing_asked_after_a_condition_is_the_main_questions():
+    from rag.relevance import answers_part, thing_asked
+
+    question = "Before R 4.2.0 made libcurl the HTTPS default, which download method was the default on Windows?"
+    assert thing_asked(question) == "method"
+    assert answers_part(question, 'The default download method on Windows was "wininet".', question)
+
+
 @pytest.mark.parametrize("part, kind", [
     ("what is it called?", "name"), ("What was the ship named?", "name"), ("What is its name?", "name"),
     ("What is called a closure?", None),  # no subject between the verb and "called": not a name asked for
