@@ -72,7 +72,7 @@ _ROLE_QUESTION = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+the\s+((?:[\w'’-
 _MAKER_QUESTION = re.compile(
     r"^\s*(?i:who)\s+(?:first\s+|originally\s+|initially\s+|actually\s+)?(?P<verb>wrote|composed|directed|painted|designed|"
     r"invented|discovered|founded|created|built|developed|authored|produced|sculpted|illustrated|translated|"
-    r"choreographed|scored|engineered|drew)(?:\s+(?:the|a|an|its|their)(?=\s))?(?:\s+(?P<work>[a-z][a-z\s-]*?))?"
+    r"choreographed|scored|engineered|drew|maintains|maintained|edits|edited|publishes|published|manages|managed)(?:\s+(?:the|a|an|its|their)(?=\s))?(?:\s+(?P<work>[a-z][a-z\s-]*?))?"
     r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|that|and|as)\b|\s+[A-Z0-9]|\s*[?,]|\s*$)")
 # Nouns for a maker that do not begin like the verb's stem ("the author of" says who wrote it).
 _MAKER_NOUNS = {"write": ("author",)}
