@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
+from .chunking import split_sentences
 from .citations import MARKER, CheckedAnswer, check_answer, strip_markers
 from .compound import answer_by_parts, complete_parts
 from .collections import answer_k
@@ -302,7 +303,7 @@ class Bot:
         checked = check_answer(text, passages, question, self.documents, known)
         if only_points(text, checked):
             again = answer_messages(question, passages, full_sentence=True)
-            reply = yield from self._generate(again, state)
+            reply = first_sentence((yield from self._generate(again, state)))
             retried = check_answer(reply, passages, question, self.documents, known)
             if not gave_nothing(retried):
                 return again, reply, retried
@@ -344,6 +345,18 @@ class Bot:
                 yield held  # the markers that end an answer
         state.setdefault("usage", []).append((messages, getattr(stream, "usage", None)))  # token counts, when the stream has them
         return "".join(pieces)
+
+
+def first_sentence(reply: str) -> str:
+    """The reply's first sentence with the markers that follow it ("... is __init__.py. [1]"):
+    asked for one full sentence, the model goes on to what the question did not ask ("This file
+    is located in the directory ...", pyf06)."""
+    spans = split_sentences(reply)
+    if len(spans) < 2:
+        return reply
+    end = spans[0][1]
+    markers = re.match(rf"(?:{MARKER.pattern})+", reply[end:])
+    return reply[:end] + (markers.group() if markers else "")
 
 
 def only_points(reply: str, checked: CheckedAnswer) -> bool:

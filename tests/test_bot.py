@@ -82,9 +82,13 @@ def test_a_reply_that_only_points_is_asked_again_for_a_full_sentence(make_bot):
     def bare_marker(messages):
         return f"[{passage_number(messages, 'Coalition Support Fund (CSF)')}]"
 
-    bot, generator = make_bot(bare_marker, csf_reply)
+    def rambling(messages):  # one sentence was asked for: what follows it is not kept
+        return csf_reply(messages) + " It also paid for IMET."
+
+    bot, generator = make_bot(bare_marker, rambling)
     pieces, [answer] = split_stream(list(bot.ask_stream(CSF_QUESTION)))
     assert answer.answered and "reimbursed Pakistan's army for operating costs" in answer.answer
+    assert "IMET" not in answer.answer
     assert len(generator.calls) == 2 and "full sentence" in generator.calls[1]["messages"][-1]["content"]
     assert not "".join(pieces).startswith("[")  # the bare marker was not shown
     # When the second reply says nothing the check accepts, the first reply's quoted stand-in stays.
