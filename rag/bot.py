@@ -17,8 +17,7 @@ import time
 from collections.abc import Iterator
 from functools import cached_property
 
-from .chunking import split_sentences
-from .citations import MARKER, CheckedAnswer, check_answer, strip_markers
+from .citations import CheckedAnswer, check_answer, strip_markers
 from .compound import answer_by_parts, complete_parts
 from .collections import answer_k
 from .declines import model_declined
@@ -27,6 +26,7 @@ from .embedding import Embedder, MiniLMEmbedder
 from .errors import PakusError
 from .generators import Generator, load_generator
 from .lexical import tokenize
+from .markers import first_sentence, markers_only
 from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
 from .relevance import other_language, unanswered_parts
@@ -303,6 +303,8 @@ class Bot:
         checked = check_answer(text, passages, question, self.documents, known)
         if only_points(text, checked):
             again = answer_messages(question, passages, full_sentence=True)
+            # One sentence was asked for: the model goes on to what the question did not ask ("This
+            # file is located in the directory ...", pyf06), which is not kept.
             reply = first_sentence((yield from self._generate(again, state)))
             retried = check_answer(reply, passages, question, self.documents, known)
             if not gave_nothing(retried):
@@ -347,22 +349,10 @@ class Bot:
         return "".join(pieces)
 
 
-def first_sentence(reply: str) -> str:
-    """The reply's first sentence with the markers that follow it ("... is __init__.py. [1]"):
-    asked for one full sentence, the model goes on to what the question did not ask ("This file
-    is located in the directory ...", pyf06)."""
-    spans = split_sentences(reply)
-    if len(spans) < 2:
-        return reply
-    end = spans[0][1]
-    markers = re.match(rf"(?:{MARKER.pattern})+", reply[end:])
-    return reply[:end] + (markers.group() if markers else "")
-
-
 def only_points(reply: str, checked: CheckedAnswer) -> bool:
     """The reply names where the answer is instead of saying it: passage markers alone ("[1]"),
     or sentences that are all headings ("7.3 Accessing builtin datasets [1]")."""
-    if not strip_markers(reply).strip(" .\n") and MARKER.search(reply):
+    if markers_only(reply):
         return True
     return bool(checked.sentences) and all(any(m.startswith("a heading says") for m in s.missing) for s in checked.sentences)
 

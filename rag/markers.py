@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from .chunking import split_sentences
 from .lexical import tokenize
 from .sentences import sentence_spans
 
@@ -17,6 +18,22 @@ NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 def strip_markers(text: str) -> str:
     """The text without its citation markers ("[1]", "[1, 2]")."""
     return MARKER.sub("", text)
+
+
+def markers_only(text: str) -> bool:
+    """Whether a reply is citation markers and nothing else ("[2]", "[1][2]."): it points at a
+    passage instead of answering."""
+    return bool(MARKER.search(text)) and not MARKER.sub("", text).strip(" .\n")
+
+
+def first_sentence(reply: str) -> str:
+    """The reply's first sentence with the markers that follow it ("... is __init__.py. [1]")."""
+    spans = split_sentences(reply)
+    if len(spans) < 2:
+        return reply
+    end = spans[0][1]
+    markers = re.match(rf"(?:{MARKER.pattern})+", reply[end:])
+    return reply[:end] + (markers.group() if markers else "")
 
 
 def numbers_in(text: str) -> set[str]:

@@ -9,7 +9,7 @@ import re
 
 from .chunking import split_sentences
 from .lexical import stems, tokenize
-from .markers import MARKER, best_sentence
+from .markers import MARKER, best_sentence, markers_only
 from .relevance import answers_part, question_parts, thing_asked
 from .schema import Hit
 from .sentences import best_matching_sentence, says_what_is_asked, sentence_spans, with_context
@@ -54,7 +54,7 @@ def extract_for_markers(text: str, hits: list[Hit], question: str) -> list[tuple
     the marker's choice stands."""
     numbers = [int(n) for match in MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", match.group(1))]
     numbers = [n for n in numbers if 1 <= n <= len(hits)]
-    if not numbers or MARKER.sub("", text).strip(" .\n"):
+    if not numbers or not markers_only(text):
         return []
     best, thing = None, stems(thing_asked(question))
     others = [m for m in range(1, len(hits) + 1) if m != numbers[0]] if len(question_parts(question)) == 1 else []
