@@ -29,7 +29,7 @@ from .lexical import tokenize
 from .markers import first_sentence, markers_only
 from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
-from .relevance import other_language, unanswered_parts
+from .relevance import POINTING_BACK, other_language, unanswered_parts
 from .opened_collection import Documents, open_for_queries
 from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Hit
@@ -45,7 +45,7 @@ MIN_LEXICAL_SCORE = 1.0
 
 # Words that make a follow-up depend on the conversation ("How much did it account for?").
 _NEEDS_CONTEXT = re.compile(
-    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|the same|such|former|latter)\b"
+    rf"\b({POINTING_BACK}|it's|theirs|there|the same|such|former|latter)\b"
     r"|^(and|but|also|so|what about|how about|then)\b",
     re.I,
 )

@@ -22,7 +22,7 @@ from .declines import declines, says_not_found
 from .lexical import code_names, mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
 from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
-from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, role_missing
+from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, refers_back, role_missing
 from .schema import Citation, Document, Hit
 from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, sentence_spans
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
@@ -257,7 +257,6 @@ def _moved_number(sentence: str, passage: str, question: str) -> str | None:
     return moved[0] if said - numbers else None
 
 
-_REFERS_BACK = re.compile(r"\b(?:it|its|they|their|them|he|his|him|she|her|this|that|these|those)\b", re.I)
 # "the 1982 Nobel Prize": a year set before a name is that name's year.
 _YEAR_BEFORE_NAME = re.compile(r"\b(\d{4})\s+((?:[A-Z][\w'-]*\s*)+)")
 
@@ -309,7 +308,7 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
         # So does each part its own subject: the part about csv's newline argument is answered by a
         # passage that never names the other part's UTF-8 (pyf13). A part that refers back ("and
         # when did it open?") is about what the whole question names.
-        parts = [question if _REFERS_BACK.search(part) else part for part in question_parts(question)]
+        parts = [question if refers_back(part) else part for part in question_parts(question)]
         off = [off_subject(part, hit.text, hit.title, hit.section, known) for part in parts] if known else [[]]
         names = off[0] if all(off) else []
         if names:

@@ -177,6 +177,16 @@ def question_parts(question: str) -> list[str]:
     return parts if len(parts) > 1 else [question.strip()]
 
 
+# Words by which a question points back at what was said before ("When did it open?").
+POINTING_BACK = "it|its|they|them|their|this|that|these|those|he|him|his|she|her"
+_REFERS_BACK = re.compile(rf"\b(?:{POINTING_BACK})\b", re.I)
+
+
+def refers_back(part: str) -> bool:
+    """Whether a question (part) points back at something named before it ("and when did it open?")."""
+    return _REFERS_BACK.search(part) is not None
+
+
 # A condition set before the question itself: "When opening a file for csv, what ...", "If two
 # programs talk over IPv4, which host ...".
 _LEADING_CLAUSE = re.compile(rf"^\s*(?:when|whenever|if|while|after|before|once)\b[^,?]*,\s*(?={QUESTION_START})", re.I)

@@ -192,9 +192,7 @@ class Retriever:
             phrase = " ".join(match.group().split())
             if match.start() == 0 or phrase.lower() in self._metadata_text:
                 continue
-            found = self.store.lexical_search(tokenize(phrase), 20)
-            texts = [searchable_text(c) for c in self.store.chunks([chunk_id for chunk_id, _ in found]).values()]
-            if not any(_holds_phrase(text, phrase) for text in texts):
+            if not any(_holds_phrase(text, phrase) for text in self._texts_sharing_words(phrase)):
                 unknown.append(phrase)
         return unknown
 
@@ -207,12 +205,16 @@ class Retriever:
         for name in code_names(question):
             if name.lower() in self._metadata_text:
                 continue
-            found = self.store.lexical_search(tokenize(name), 20)
-            texts = [searchable_text(c).lower() for c in self.store.chunks([chunk_id for chunk_id, _ in found]).values()]
-            whole = re.compile(rf"(?<!\w){re.escape(name.lower())}(?!\w)")
-            if not any(whole.search(text) for text in texts):
+            whole = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.I)
+            if not any(whole.search(text) for text in self._texts_sharing_words(name)):
                 unknown.append(name)
         return unknown
+
+    def _texts_sharing_words(self, text: str) -> list[str]:
+        """The searchable text of the 20 passages sharing most words with `text`: where a phrase or
+        a name the documents hold would be."""
+        found = self.store.lexical_search(tokenize(text), 20)
+        return [searchable_text(c) for c in self.store.chunks([chunk_id for chunk_id, _ in found]).values()]
 
     def unknown_terms(self, question: str) -> list[str]:
         """Lower-case terms of the question ("orjson", "tidyverse") that are not everyday words
