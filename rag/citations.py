@@ -19,18 +19,15 @@ from dataclasses import dataclass, field, replace
 from .acronyms import expand_acronyms, initialisms
 from .chunking import split_sentences
 from .declines import declines, says_not_found
-from .lexical import code_names, mentioned, names_in, spelled_numbers, stems, tokenize
+from .lexical import FILLER_STEMS, code_names, mentioned, names_in, spelled_numbers, stems, tokenize
 from .lexical import words as lexical_words
-from .markers import MARKER, NUMBER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
+from .markers import MARKER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
+from .moved_numbers import moved_number
 from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, refers_back, role_missing
 from .schema import Citation, Document, Hit
-from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, sentence_spans
+from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
 
-# Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
-_FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
-                 "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
-                 "paper", "review", "articl", "author"}
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
 
 
@@ -78,7 +75,7 @@ def _support(sentence: str, passages: list[str], question: str, labels: list[str
     # of the "Franz Kafka" article that only says "Kafkaesque" and "his works".
     label_words = set(lexical_words(" ".join(labels)))
     evidence_words |= stems(" ".join(w for w in re.findall(r"\b[A-Z][\w'’-]*", sentence) if w.lower() in label_words))
-    words = stems(sentence) - stems(question) - _FILLER_STEMS
+    words = stems(sentence) - stems(question) - FILLER_STEMS
     if not words:  # the sentence only restates the question
         return (0.0 if missing else 1.0), missing
     covered = len(words & evidence_words) / len(words)
@@ -197,7 +194,7 @@ def _adds_nothing(sentence: str, question: str) -> bool:
     # A name written as code is new though its words are the question's: "bug.report()" answers
     # "Which function generates a bug report?" (rmf04).
     new_code = {name.lower() for name in code_names(sentence)} - {name.lower() for name in code_names(question)}
-    return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - _FILLER_STEMS) and not new_code
+    return not _YES_NO.match(question.strip()) and not (stems(sentence) - stems(question) - FILLER_STEMS) and not new_code
 
 
 _ASKS_FOR_A_NAME = re.compile(r"\b(?:title[sd]?|called|named|headings?|sections?|chapters?)\b", re.I)
@@ -225,69 +222,13 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
-def _moved_number(sentence: str, passage: str, question: str) -> str | None:
-    """A number of `sentence` that the passage's sentence saying what `sentence` says does not
-    give, when that passage sentence gives another number instead: the number was taken from
-    another statement (wkh10: "began their conquest ... in 1524", where the passage says "in 1532,
-    the Spanish began the conquest" and 1524 is the year another explorer reached the empire).
-    A number the question gives is no claim of the answer ("Before R 4.2.0 made libcurl the
-    default, which method ...?" answered "Before R 4.2.0 ... was wininet", rmf13)."""
-    numbers = numbers_in(sentence) - numbers_in(question)
-    if not numbers:
-        return None
-    giving = [passage[a:b] for a, b in sentence_spans(passage) if numbers & numbers_in(passage[a:b])]
-    others = [_number_of_another_name(sentence, given) for given in giving]
-    if giving and all(others):
-        return others[0]
-    target = stems(NUMBER.sub(" ", sentence)) - _FILLER_STEMS
-    if len(target) < 3:
-        return None
-    overlaps = [(len(target & stems(passage[a:b])), a, b) for a, b in sentence_spans(passage)]
-    best = max(overlap for overlap, _, _ in overlaps)
-    if best < max(3, len(target) // 2):
-        return None  # no passage sentence says the same: nothing to compare the number with
-    # Several sentences may share as many words with it (wk16: "The Aswan High Dam was built
-    # between 1960 and 1970" and "Like the Aswan Low Dam, completed in 1902, the High Dam ..."):
-    # one that gives its numbers is the statement it rests on.
-    closest = [passage[a:b] for overlap, a, b in overlaps if overlap == best]
-    if any(numbers <= numbers_in(candidate) for candidate in closest):
-        return None
-    said = numbers_in(closest[-1])
-    moved = sorted(numbers - said)
-    return moved[0] if said - numbers else None
-
-
-# "the 1982 Nobel Prize": a year set before a name is that name's year.
-_YEAR_BEFORE_NAME = re.compile(r"\b(\d{4})\s+((?:[A-Z][\w'-]*\s*)+)")
-
-
-def _number_of_another_name(sentence: str, passage_sentence: str) -> str | None:
-    """A year of `sentence` that its passage sentence sets before other names than those the answer
-    gives it: "awarded the 1972 Neustadt International Prize ... and the 1982 Nobel Prize" does not
-    say "won the Nobel Prize in 1972" (wkf11), though both years and all the words are there."""
-    years_of: dict[str, set[str]] = {}
-    for match in _YEAR_BEFORE_NAME.finditer(passage_sentence):
-        for word in match.group(2).split():
-            years_of.setdefault(word.casefold(), set()).add(match.group(1))
-    bound = _YEAR_BEFORE_NAME.findall(sentence)
-    years = {year for year in numbers_in(sentence) if re.fullmatch(r"\d{4}", year)}
-    # The answer's own pairs: its "the 1982 Nobel Prize"s, or with one year, every name it gives.
-    pairs = [(year, word) for year, name in bound for word in name.split()] if bound else \
-        [(year, word) for year in years for word in names_in(sentence)] if len(years) == 1 else []
-    for year, word in pairs:
-        elsewhere = years_of.get(word.casefold())
-        if elsewhere and year not in elsewhere and any(year in ys for ys in years_of.values()):
-            return year
-    return None
-
-
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:
     """Unsupport a backed sentence whose passages are about another subject than the question
     names, state the opposite end of what it asks (began for finished), or never name the role
     asked for ("Who is the editor ...?"): see relevance.py."""
     for n in sentence.cited:
         hit = hits[n - 1]
-        moved = _moved_number(sentence.text, hit.text, question)
+        moved = moved_number(sentence.text, hit.text, question)
         if moved:
             sentence.supported = False
             sentence.missing.append(f"the passage gives {moved} for another statement")

@@ -13,6 +13,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
+FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
+              "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
+              "paper", "review", "articl", "author"}
+
+
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being
