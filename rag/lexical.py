@@ -195,7 +195,7 @@ _IRREGULAR = {form: verb for verb, forms in {
     "arise": "arose arisen", "become": "became", "begin": "began begun", "break": "broke broken",
     "bring": "brought", "build": "built", "buy": "bought", "catch": "caught", "choose": "chose chosen",
     "come": "came", "draw": "drew drawn", "drive": "drove driven", "eat": "ate eaten", "fall": "fell fallen",
-    "feel": "felt", "fight": "fought", "fly": "flew flown", "forget": "forgot forgotten",
+    "feel": "felt", "fight": "fought", "fly": "flew flown", "forget": "forgot forgotten", "get": "got gotten",
     "freeze": "froze frozen", "give": "gave given", "go": "went gone", "grow": "grew grown", "hear": "heard",
     "hide": "hid hidden", "hold": "held", "keep": "kept", "know": "knew known", "lose": "lost", "make": "made",
     "mean": "meant", "meet": "met", "pay": "paid", "ride": "rode ridden", "rise": "rose risen", "run": "ran",
@@ -204,6 +204,11 @@ _IRREGULAR = {form: verb for verb, forms in {
     "strike": "struck stricken", "swim": "swam swum", "take": "took taken", "teach": "taught",
     "tell": "told", "think": "thought", "throw": "threw thrown", "understand": "understood",
     "wear": "wore worn", "win": "won", "withdraw": "withdrew withdrawn", "write": "wrote written",
+    "say": "said", "see": "seen", "lead": "led", "sit": "sat", "shoot": "shot", "dig": "dug",
+    "sleep": "slept", "sweep": "swept", "deal": "dealt", "flee": "fled", "tear": "tore torn", "wake": "woke woken",
+    "shine": "shone", "forbid": "forbade forbidden", "forgive": "forgave forgiven", "undergo": "underwent undergone",
+    "overcome": "overcame", "rebuild": "rebuilt", "stick": "stuck", "swing": "swung", "spin": "spun",
+    "bend": "bent", "slide": "slid", "strive": "strove striven", "bite": "bitten",
 }.items() for form in forms.split()}
 
 

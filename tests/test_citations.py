@@ -619,3 +619,12 @@ def test_each_part_of_a_compound_question_is_about_its_own_subject():
     other = _hit("The museum opened in 1931.", title="River museum")
     asked = "Who founded the Aswan Dam, and when did it open?"
     assert check_answer("It opened in 1931 [1].", [other], asked, {}, known=lambda name: True).declined
+
+
+def test_an_irregular_form_of_the_questions_verb_is_no_unsupported_claim():
+    # "got" for the question's "get": the only words besides the question's are the figure and the
+    # verb's other form, so the figure the passage states is the answer (it was 1 of 2 words unsupported).
+    passage = _hit("Compilation is now 20-30% quicker in version 7. This matters for large projects.")
+    result = check_answer("Compilation got quicker by 20-30% in version 7 [1].", [passage],
+                          "By how much did compilation get quicker in version 7?", {})
+    assert not result.declined and result.citations[0].supported
