@@ -107,6 +107,15 @@ def code_names(text: str) -> list[str]:
     return [name for name in dict.fromkeys(_CODE_NAME.findall(text)) if all(len(part) >= 2 for part in name.split("."))]
 
 
+# A literal set in double quotes or backticks ("qmark", `zfill`): a value the text names exactly.
+_QUOTED = re.compile(r"[\"“`]([^\"“”`\n]{1,40})[\"”`]")
+
+
+def quoted(text: str) -> set[str]:
+    """The literals `text` sets in double quotes or backticks, case-folded."""
+    return {q.strip().casefold() for q in _QUOTED.findall(text) if q.strip()}
+
+
 def terms_in(text: str) -> list[str]:
     """Lower-case words of `text` that may name a thing ("orjson", "tidyverse"): not stop words,
     numbers or parts of capitalised names (names_in has those), the parts of "time-critical" one

@@ -22,7 +22,7 @@ import re
 from collections import Counter
 
 from .acronyms import spelled_out
-from .lexical import STOP_WORDS, at_sentence_start, mentioned, names_in, stems, words
+from .lexical import STOP_WORDS, at_sentence_start, code_names, mentioned, names_in, quoted, stems, words
 
 # Opposite ends of an event or a sequence. A question naming one side, answered by a sentence
 # holding only words of the other side, is answered about the wrong end.
@@ -272,8 +272,11 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # The thing named, or a name or a number the question lacks ("SEATO and CENTO" for "Which
         # alliances ...?", "R 1.7.1" for "which version"): "You may also want to use a handy
         # function ..." names no module (pyh04).
+        # A literal the answer quotes or writes as code names it too ('hard-coded to "qmark"' for
+        # "What parameter style ...?", pyg02).
         return bool(stems(thing_asked(part)) & stems(answer)) or bool(names_in(answer) - names_in(question)) \
-            or any(any(ch.isdigit() for ch in w) for w in new_words)
+            or any(any(ch.isdigit() for ch in w) for w in new_words) or bool(quoted(answer) - quoted(question)) \
+            or bool(set(code_names(answer)) - set(code_names(question)))
     return True
 
 

@@ -199,6 +199,15 @@ def test_the_thing_asked_after_a_condition_is_the_main_questions():
     assert answers_part(question, 'The default download method on Windows was "wininet".', question)
 
 
+def test_a_quoted_literal_or_a_code_name_names_the_thing_asked():
+    from rag.relevance import answers_part
+
+    question = "What quoting mode is writer.quoting set to by default?"
+    assert answers_part(question, 'The writer.quoting is set to "minimal" by default.', question)
+    assert answers_part(question, "It is set to `csv.QUOTE_MINIMAL` by default.", question)
+    assert not answers_part(question, "The writer.quoting is set by default.", question)
+
+
 @pytest.mark.parametrize("part, kind", [
     ("what is it called?", "name"), ("What was the ship named?", "name"), ("What is its name?", "name"),
     ("What is called a closure?", None),  # no subject between the verb and "called": not a name asked for
