@@ -172,6 +172,9 @@ def _run_one(question: dict[str, Any], history: list, search: Search, ask: Ask) 
         "evidence_in_context": None,
         "cites_evidence": None,
         "citations": [],
+        # What the citation check removed: a right reply thrown away shows here (pyg05's "got faster
+        # by 10-15%" was), where the final answer alone would show only the decline or stand-in.
+        "removed_sentences": [],
         "timings": {},
         "error": None,
         "_answer": None,  # the Answer object, kept for follow-ups; dropped from the report
@@ -185,6 +188,7 @@ def _run_one(question: dict[str, Any], history: list, search: Search, ask: Ask) 
             answer=answer.answer,
             answered=bool(answer.answered),
             decline_reason=answer.decline_reason,
+            removed_sentences=list(answer.unsupported_sentences),
             timings={k: v for k, v in answer.timings.items() if isinstance(v, (int, float, str))},
         )
         if question["answerable"]:

@@ -50,10 +50,11 @@ def citation(n: int, c: Chunk, supported: bool = True) -> Citation:
                     quote=c.text, supported=supported, score=1.0, chunk_id=c.chunk_id, passage=c.text)
 
 
-def answer(question: str, text: str, *, answered: bool = True, cited=(), seen=(), timings=None, rewritten=None) -> Answer:
+def answer(question: str, text: str, *, answered: bool = True, cited=(), seen=(), timings=None, rewritten=None,
+           removed=()) -> Answer:
     return Answer(question=question, answer=text, answered=answered, citations=list(cited), hits=hits(*seen),
                   timings=timings or {}, rewritten_question=rewritten,
-                  decline_reason=None if answered else "no_evidence")
+                  decline_reason=None if answered else "no_evidence", unsupported_sentences=list(removed))
 
 
 def write_jsonl(path: Path, records: list) -> Path:
@@ -93,7 +94,7 @@ ASK = {
                             cited=[citation(1, OTHER, supported=False), citation(2, CSF)], seen=[OTHER, AID],
                             timings={"retrieval": 0.03, "first_token": 3.0, "total": 4.0}),
     "What share did CSF have?": answer("What share did CSF have?", "The documents don't say.", answered=False,
-                                       timings={"retrieval": 0.02, "total": 0.02}),
+                                       timings={"retrieval": 0.02, "total": 0.02}, removed=["CSF had a half."]),
     "Capital of Australia?": answer("Capital of Australia?", "The documents don't say.", answered=False,
                                     timings={"retrieval": 0.02, "total": 0.02}),
     "Who won in 2024?": answer("Who won in 2024?", "Harris [1].", cited=[citation(1, OTHER)], seen=[OTHER],
@@ -224,6 +225,8 @@ def test_known_case_gives_known_metrics():
     assert by_id["q2"]["evidence_rank"] == 2 and by_id["q2"]["evidence_in_context"] is True
     assert [c["on_evidence"] for c in by_id["q2"]["citations"]] == [False, False]  # AID was never cited
     assert by_id["q1"]["cites_evidence"] is True and by_id["q2"]["cites_evidence"] is False
+    # What the citation check removed is in the record: a decline shows the reply it threw away.
+    assert by_id["q3"]["removed_sentences"] == ["CSF had a half."] and by_id["q1"]["removed_sentences"] == []
     assert set(by_id["q1"]) >= {"id", "question", "rewritten_question", "answer", "answered", "correct",
                                 "evidence_rank", "citations", "timings", "error"}
     json.dumps(report)  # the report is plain data, printable as JSON
