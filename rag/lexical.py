@@ -97,8 +97,10 @@ def is_everyday_word(word: str, vocabulary: frozenset[str]) -> bool:
     return not forms.isdisjoint(vocabulary)
 
 
-# A dotted or underscored name, as code writes it: "data.table", "functools.lru_cache", "__init__".
-_CODE_NAME = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|_*[A-Za-z]\w*?_+\w+)")
+# A dotted, underscored or camel-case name, as code writes it: "data.table", "functools.lru_cache",
+# "__init__", "stringsAsFactors". Camel case needs two lower-case letters first: "iPhone", "mRNA"
+# and "kWh" are how words are spelled, not code.
+_CODE_NAME = re.compile(r"(?<![\w.])(?:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|_*[A-Za-z]\w*?_+\w+|[a-z]{2,}[A-Z][A-Za-z0-9]*(?![\w.]))")
 
 
 def code_names(text: str) -> list[str]:

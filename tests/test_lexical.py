@@ -83,3 +83,10 @@ def test_a_name_is_mentioned_however_it_is_spaced(name, text, found):
     from rag.lexical import mentioned
 
     assert mentioned(name, text) is found
+
+
+def test_a_camel_case_name_is_code_but_a_spelling_like_iphone_is_not():
+    from rag.lexical import code_names
+
+    assert code_names("Does read.table default to stringsAsFactors, or readRDS?") == ["read.table", "stringsAsFactors", "readRDS"]
+    assert code_names("An iPhone, mRNA vaccines, the kWh price at McDonald's") == []
