@@ -62,6 +62,9 @@ def at_sentence_start(text: str, position: int) -> bool:
     return not before.strip() or (before[-1].isspace() and before.rstrip()[-1] in ".!?:")
 
 
+_FIRST_PERSON = re.compile(r"i['’](?:d|ll|ve|m)")
+
+
 def names_in(text: str) -> set[str]:
     """Capitalised words that look like names. A sentence's first word is capitalised anyway
     ("Also", "However"), so it counts only when it is an acronym like "IMET"."""
@@ -74,6 +77,10 @@ def names_in(text: str) -> set[str]:
         if at_sentence_start(text, match.start()) and not (raw.isupper() and len(raw) > 1):
             continue
         word = raw.lower()
+        # "I'd like ...", "I'm": the first person in a contraction is no name (pyj07's question was
+        # taken to be about "I'd", which no passage is about, and its right answer removed).
+        if _FIRST_PERSON.fullmatch(word):
+            continue
         if word not in STOP_WORDS and not word.isdigit():
             names.add(word)
     return names

@@ -90,3 +90,9 @@ def test_a_camel_case_name_is_code_but_a_spelling_like_iphone_is_not():
 
     assert code_names("Does read.table default to stringsAsFactors, or readRDS?") == ["read.table", "stringsAsFactors", "readRDS"]
     assert code_names("An iPhone, mRNA vaccines, the kWh price at McDonald's") == []
+
+
+def test_the_first_person_in_a_contraction_is_no_name():
+    from rag.lexical import names_in
+
+    assert names_in("In a regex, I'd like a lazy match; I’m sure I've seen Perl do it") == {"perl"}
