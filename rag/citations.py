@@ -23,7 +23,8 @@ from .lexical import FILLER_STEMS, code_names, mentioned, names_in, spelled_numb
 from .lexical import words as lexical_words
 from .markers import MARKER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
 from .moved_numbers import moved_number
-from .relevance import answers_part, off_subject, qualifier_mismatch, question_parts, refers_back, role_missing
+from .relevance import (answers_part, off_subject, qualifier_mismatch, question_parts, refers_back, role_missing,
+                        wrong_end_of_span)
 from .schema import Citation, Document, Hit
 from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
@@ -234,7 +235,7 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             sentence.missing.append(f"the passage gives {moved} for another statement")
             return
         start, end = best_sentence(hit.text, sentence.text)
-        wrong_end = qualifier_mismatch(question, hit.text[start:end])
+        wrong_end = qualifier_mismatch(question, hit.text[start:end]) or wrong_end_of_span(question, hit.text[start:end], sentence.text)
         if wrong_end:
             sentence.supported = False
             sentence.missing.append(f"the passage does not say '{wrong_end}'")

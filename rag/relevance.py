@@ -62,6 +62,29 @@ def qualifier_mismatch(question: str, sentence: str) -> str | None:
     return None
 
 
+# A span of years ("from 395 to 410", "1906-1909"): its two ends.
+_YEAR_SPAN = re.compile(r"\b(\d{3,4})\s*(?:[–-]|\s(?:to|until|till|through)\s)\s*(\d{3,4})\b")
+
+
+def wrong_end_of_span(question: str, passage_sentence: str, answer: str) -> str | None:
+    """The end a question asks for ("When did his reign end?") when the answer gives only the
+    other end of a span its passage sentence states: "from 395 to 410" answered "395" (wkj14).
+    The span's words say both ends, so `qualifier_mismatch` alone lets it pass."""
+    asked = set(words(question))
+    begins, ends = OPPOSITES[0]
+    wanted = "end" if asked & ends and not asked & begins else "begin" if asked & begins and not asked & ends else None
+    if wanted is None:
+        return None
+    asked_years = set(re.findall(r"\b\d{3,4}\b", question))
+    given = set(re.findall(r"\b\d{3,4}\b", answer)) - asked_years
+    for match in _YEAR_SPAN.finditer(passage_sentence):
+        first, last = match.groups()
+        right, other = (last, first) if wanted == "end" else (first, last)
+        if other in given and right not in given:
+            return sorted(asked & (ends if wanted == "end" else begins))[0]
+    return None
+
+
 # "Who is/was the <role> of ...?": the role is the last word before a preposition or the end.
 _ROLE_QUESTION = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+the\s+((?:[\w'’-]+\s+){0,4}?[\w'’-]+?)"
                             r"(?=\s+(?:of|for|in|at|on|to|from|behind|with|by|who|that|cited|named)\b|\s*\?|\s*$)", re.I)

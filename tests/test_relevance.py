@@ -222,6 +222,17 @@ def test_a_name_asked_for(part, kind):
     assert kind_asked(part) == kind
 
 
+def test_an_answer_giving_the_other_end_of_a_span_is_the_wrong_end():
+    from rag.relevance import wrong_end_of_span
+
+    passage = "Theodric was king of the Ostrogoths from 471 to 526."
+    assert wrong_end_of_span("In what year did Theodric's reign end?", passage, "471") == "end"
+    assert wrong_end_of_span("In what year did Theodric's reign end?", passage, "It ended in 526.") is None
+    assert wrong_end_of_span("When did his reign begin?", passage, "526") == "begin"
+    assert wrong_end_of_span("When did his reign begin?", passage, "471") is None
+    assert wrong_end_of_span("How long did he reign?", passage, "From 471 to 526.") is None  # no end asked
+
+
 def test_a_span_from_one_year_to_another_states_its_beginning():
     from rag.relevance import qualifier_mismatch
 
