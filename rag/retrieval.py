@@ -206,7 +206,8 @@ class Retriever:
             if name.lower() in self._metadata_text:
                 continue
             whole = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.I)
-            if not any(whole.search(text) for text in self._texts_sharing_words(name)):
+            texts = self._texts_sharing_words(name)
+            if not any(whole.search(text) for text in texts) and not _held_in_parts(name, texts):
                 unknown.append(name)
         return unknown
 
@@ -304,3 +305,18 @@ class Retriever:
             if len(hits) == k:
                 break
         return hits
+
+
+def _held_in_parts(name: str, texts: list[str]) -> bool:
+    """Whether a passage holds a dotted name in parts: documents list a method under its class
+    ("has_header(sample)" beside "csv.Sniffer()"), so "csv.Sniffer.has_header" is nowhere whole
+    (pyj01 was declined with its answer ranked first). Only when the last part is itself written as
+    code ("has_header"): for "data.table" every passage about tables of data holds both words."""
+    *parents, last = name.split(".")
+    if not parents or code_names(last) != [last]:
+        return False
+
+    def holds(text: str, word: str) -> bool:
+        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.I) is not None
+
+    return any(holds(text, last) and all(holds(text, parent) for parent in parents) for text in texts)

@@ -331,6 +331,18 @@ def test_unknown_code_names_are_dotted_or_underscored_names_no_passage_holds(ret
     assert retriever.unknown_code_names(question) == unknown
 
 
+@pytest.mark.parametrize("name, text, held", [
+    ("csv.Sniffer.has_header", "has_header(sample): dialect = csv.Sniffer().sniff(sample)", True),  # a method under its class
+    ("csv.Sniffer.has_header", "has_header(sample): inspect each column", False),  # the class is not there
+    ("data.table", "a table of the trade data", False),  # a plain last word: any passage on tables holds both
+    ("http.server", "run an HTTP server with http.client", False),  # "server": a plain word too
+])
+def test_a_dotted_name_is_held_in_parts_when_its_last_part_is_code(name, text, held):
+    from rag.retrieval import _held_in_parts
+
+    assert _held_in_parts(name, [text]) is held
+
+
 @pytest.mark.parametrize("text, phrase, holds", [
     ("His Symphony No. 9 in D minor was first performed in Vienna.", "Ninth Symphony", True),
     ("His Symphony No. 5 was first performed in Vienna.", "Ninth Symphony", False),
