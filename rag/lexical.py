@@ -15,8 +15,8 @@ from functools import lru_cache
 
 # Connectives a sentence may add without claiming anything ("Also, IMET ceased ...").
 FILLER_STEMS = {"also", "howev", "yes", "overal", "thus", "therefor", "furthermor", "moreov", "addit", "addition",
-              "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
-              "paper", "review", "articl", "author"}
+                "instead", "inde", "specif", "accord", "state", "mention", "passag", "document", "op-", "op-ed",
+                "paper", "review", "articl", "author"}
 
 
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
