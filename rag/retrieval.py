@@ -205,9 +205,7 @@ class Retriever:
         for name in code_names(question):
             if name.lower() in self._metadata_text:
                 continue
-            whole = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.I)
-            texts = self._texts_sharing_words(name)
-            if not any(whole.search(text) for text in texts) and not _held_in_parts(name, texts):
+            if not _holds_code_name(self._texts_sharing_words(name), name):
                 unknown.append(name)
         return unknown
 
@@ -307,16 +305,19 @@ class Retriever:
         return hits
 
 
-def _held_in_parts(name: str, texts: list[str]) -> bool:
-    """Whether a passage holds a dotted name in parts: documents list a method under its class
-    ("has_header(sample)" beside "csv.Sniffer()"), so "csv.Sniffer.has_header" is nowhere whole
-    (pyj01 was declined with its answer ranked first). Only when the last part is itself written as
-    code ("has_header"): for "data.table" every passage about tables of data holds both words."""
+def _holds_code_name(texts: list[str], name: str) -> bool:
+    """Whether a passage holds a name written as code: whole, or a dotted name in parts. Documents
+    list a method under its class ("has_header(sample)" beside "csv.Sniffer()"), so
+    "csv.Sniffer.has_header" is nowhere whole (pyj01 was declined with its answer ranked first).
+    In parts only when the last part is itself written as code ("has_header"): for "data.table"
+    every passage about tables of data holds both words."""
     *parents, last = name.split(".")
-    if not parents or code_names(last) != [last]:
-        return False
+    in_parts = bool(parents) and code_names(last) == [last]
+    return any(_holds_word(text, name)
+               or (in_parts and _holds_word(text, last) and all(_holds_word(text, p) for p in parents))
+               for text in texts)
 
-    def holds(text: str, word: str) -> bool:
-        return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.I) is not None
 
-    return any(holds(text, last) and all(holds(text, parent) for parent in parents) for text in texts)
+def _holds_word(text: str, word: str) -> bool:
+    """Whether `text` holds `word` whole, in any case ("sys.argv" not inside "sys.argvx")."""
+    return re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.I) is not None

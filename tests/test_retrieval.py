@@ -338,9 +338,9 @@ def test_unknown_code_names_are_dotted_or_underscored_names_no_passage_holds(ret
     ("http.server", "run an HTTP server with http.client", False),  # "server": a plain word too
 ])
 def test_a_dotted_name_is_held_in_parts_when_its_last_part_is_code(name, text, held):
-    from rag.retrieval import _held_in_parts
+    from rag.retrieval import _holds_code_name
 
-    assert _held_in_parts(name, [text]) is held
+    assert _holds_code_name([text], name) is held
 
 
 @pytest.mark.parametrize("text, phrase, holds", [
