@@ -326,6 +326,23 @@ def test_html_main_content_without_menus_banners_or_footer(tmp_path):
     assert document.metadata == {"format": "html", "authors": ["Jane Doe"], "date": "2024-02-03"}
 
 
+@pytest.mark.parametrize("title_element, site", [
+    ("4. More Control Flow Tools — Python 3.11.2 documentation", "Python 3.11.2 documentation"),
+    ("4. More Control Flow Tools | Python docs", "Python docs"),
+    ("4. More Control Flow Tools", None),  # no site named
+])
+def test_html_site_named_after_the_page_title_in_its_title_element(tmp_path, title_element, site):
+    # trafilatura names such a page's site by the page's own title (the tutorial pages of the
+    # Python documentation): every passage of it is about Python, though few say so (pyk01).
+    page = (f"<html><head><title>{title_element}</title></head><body><h1>4. More Control Flow Tools</h1>"
+            "<p>Annotations are stored in the __annotations__ attribute of the function as a dictionary and have "
+            "no effect on any other part of the function.</p></body></html>")
+    (tmp_path / "controlflow.html").write_text(page, encoding="utf-8")
+    document = convert(tmp_path / "controlflow.html", "controlflow.html")
+    assert document.title == "4. More Control Flow Tools"
+    assert document.metadata.get("site") == site
+
+
 def test_a_short_page_is_read(tmp_path):
     (tmp_path / "short.htm").write_text("<html><body><p>The ferry leaves at nine.</p></body></html>", encoding="utf-8")
     document = convert(tmp_path / "short.htm", "short.htm")

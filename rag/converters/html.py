@@ -76,12 +76,16 @@ class HtmlConverter:
             raise DocumentError("no main content (the page is only navigation)")
 
         title = _tidy_title(info.title or "") or _tidy_title(tree.findtext(".//title") or "")
+        # trafilatura names a page without a site name by its own title; the <title> element then
+        # often still ends with the site ("4. More Control Flow Tools — Python 3.11.2 documentation").
         site = _tidy_title(info.sitename or "")
+        if not site or site == title:
+            site = site_in_title(tree.findtext(".//title") or "", title)
         metadata = {
             "format": self.format,
             "authors": [name.strip() for name in (info.author or "").split(";") if name.strip()],
             "date": info.date,
-            "site": site if site != title else None,  # a page without a site name gets its own title here
+            "site": site or None,
         }
         return document_from_text(tidy_markdown(markdown), source, title=title, metadata=metadata,
                                   fallback_title=title_from_file_name(path))
@@ -196,6 +200,21 @@ def _escape(code: str) -> str:
 
 def _tidy_title(title: str) -> str:
     return " ".join(title.replace("¶", "").split())
+
+
+# How a <title> parts a page's own title from its site's name.
+_TITLE_SEPARATORS = (" — ", " – ", " | ", " - ", " :: ", " · ")
+
+
+def site_in_title(title_element: str, title: str) -> str:
+    """The site named after the page's own title in its <title> element ("Python 3.11.2
+    documentation" in "csv — CSV File Reading and Writing — Python 3.11.2 documentation"), else ""."""
+    whole = _tidy_title(title_element)
+    if not title or not whole.startswith(title):
+        return ""
+    rest = whole[len(title):]
+    separator = next((sep for sep in _TITLE_SEPARATORS if rest.startswith(sep)), None)
+    return rest[len(separator):].strip() if separator else ""
 
 
 CONVERTER = HtmlConverter()
