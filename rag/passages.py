@@ -80,7 +80,38 @@ def select_passages(hits: list[Hit], documents: Mapping[str, Document], k: int, 
         else:
             if len(passages) < k and (not passages or sum(len(p.text) for p in passages) + len(hit.text) <= max_chars):
                 passages.append(hit)
+    for i, passage in enumerate(passages):
+        room = max_chars - sum(len(p.text) for p in passages)
+        passages[i] = _from_sentence_start(passage, documents, min(room, SENTENCE_START_CHARS))
     return [replace(p, rank=n) for n, p in enumerate(passages, start=1)]
+
+
+# How far back a passage may reach for the start of the sentence it begins inside.
+SENTENCE_START_CHARS = 200
+
+
+def _from_sentence_start(passage: Hit, documents: Mapping[str, Document], max_chars: int) -> Hit:
+    """`passage` from the start of the sentence it begins inside, if that is at most `max_chars`
+    back in its paragraph. Chunks split a sentence too long for one chunk: the next chunk then
+    begins "and WriteXLS (...) each contain a function to write ... using Python and Perl
+    respectively", and the package that uses Python is left in the chunk before (rmk10)."""
+    document = documents.get(passage.source)
+    if document is None or max_chars <= 0:
+        return passage
+    start, end = _clean_span(document, passage.start, passage.end)
+    paragraph = document.text.rfind("\n", 0, start) + 1
+    begin = max(paragraph, start - max_chars)
+    window = document.text[begin:start + 1]
+    # The sentence holding the passage's first character, as split in the window before it.
+    inside = [(a, b) for a, b in sentence_spans(window) if a < len(window) - 1 < b]
+    if not inside or begin + inside[0][0] >= start or (inside[0][0] == 0 and begin > paragraph):
+        return passage  # it starts a sentence, or the sentence starts further back than allowed
+    new_start = begin + inside[0][0]
+    new_start += len(document.text[new_start:start]) - len(document.text[new_start:start].lstrip())
+    if new_start >= start:
+        return passage
+    text = document.text[new_start:end].strip()
+    return _spanning(passage, passage, document.original_span(new_start, end)[0], passage.end, text)
 
 
 # The text after a passage that a continuation may take: about one chunk (64 tokens).

@@ -171,3 +171,24 @@ def test_passages_below_are_what_follows_each_given_passage(documents, chunks):
     assert [p.rank for p in later] == list(range(1, len(later) + 1)) and 1 <= len(later) <= 2
     for passage in later:  # each starts where a given passage of its document ends, and repeats none of it
         assert any(passage.source == g.source and 0 <= passage.start - g.end <= 2 for g in given)
+
+
+def test_a_passage_that_begins_inside_a_sentence_begins_where_that_sentence_does(tiny_docs, documents, chunks):
+    # A sentence too long for one chunk goes on in the next one, which then begins "and WriteXLS
+    # (...) each contain a function ..." without the package named before it (rmk10).
+    opening = find(chunks, "IMET) trained")
+    raw = (tiny_docs.project_root / opening.source).read_bytes().decode("utf-8")
+    inside = raw.index("trained Pakistani officers", opening.start)
+    hit = Hit(rank=1, chunk=replace(opening, start=inside, text=clean_fragment(raw[inside:opening.end])), score=1.0)
+    [passage] = select_passages([hit], documents, k=2)
+    assert passage.text.startswith("The International Military Education and Training programme (IMET) trained")
+    assert passage.end == opening.end and passage.text == clean_fragment(raw_text(tiny_docs, passage))
+    # Not further back than the budget allows: then the passage stays as it was.
+    [kept] = select_passages([hit], documents, k=2, max_chars=len(hit.text) + 10)
+    assert kept.text == hit.text
+
+
+def test_a_passage_that_begins_a_sentence_is_left_as_it_is(documents, chunks):
+    opening = find(chunks, "IMET) trained")
+    [passage] = select_passages(hits_of(opening), documents, k=2)
+    assert passage.text == opening.text and passage.start == opening.start
