@@ -32,8 +32,15 @@ def moved_number(sentence: str, passage: str, question: str) -> str | None:
         return None
     overlaps = [(len(target & stems(passage[a:b])), a, b) for a, b in sentence_spans(passage)]
     best = max(overlap for overlap, _, _ in overlaps)
-    if best < max(3, len(target) // 2):
+    enough = max(3, len(target) // 2)
+    if best < enough:
         return None  # no passage sentence says the same: nothing to compare the number with
+    # A sentence giving the number that says enough of the same is the statement it rests on, though
+    # another says more of the question's words: "The default limit is 4300 digits in string form."
+    # after "Converting between int and str in bases other than 2, 4, 8 ... raises a ValueError if
+    # the number of digits is above a limit" (py03).
+    if any(len(target & stems(given)) >= enough for given in giving):
+        return None
     # Several sentences may share as many words with it (wk16: "The Aswan High Dam was built
     # between 1960 and 1970" and "Like the Aswan Low Dam, completed in 1902, the High Dam ..."):
     # one that gives its numbers is the statement it rests on.

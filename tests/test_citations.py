@@ -11,7 +11,7 @@ from rag.declines import model_declined
 from rag.converters.markdown import clean_fragment
 from conftest import load_folder
 from rag.prompts import NOT_FOUND
-from rag.schema import Chunk, Hit
+from rag.schema import Chunk, Document, Hit
 
 
 @pytest.fixture
@@ -534,6 +534,17 @@ def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
     assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
 
 
+def test_a_number_given_by_a_sentence_saying_enough_of_the_same_is_not_moved():
+    # The closest sentence by words lists other numbers (bases); the one giving 4300 says the same
+    # thing in fewer of the question's words (py03, once its passage began with the whole sentence).
+    hit = _hit("Converting between int and str in bases other than 2, 4, 8, 16, or 32 now raises a ValueError if the "
+               "number of digits in string form is above a limit. This limit can be configured. "
+               "The default limit is 4300 digits in string form.")
+    question = "What is the default limit on the number of digits when converting between int and str?"
+    answer = "The default limit on the number of digits when converting between int and str is 4300 digits in string form [1]."
+    assert not check_answer(answer, [hit], question, {}).declined
+
+
 def test_a_year_the_passage_sets_before_another_name_is_not_that_names():
     hit = _hit("Gabriel García Márquez was a Colombian writer. Considered one of the most significant authors of "
                "the 20th century, he was awarded the 1972 Neustadt International Prize for Literature and the 1982 "
@@ -628,3 +639,40 @@ def test_an_irregular_form_of_the_questions_verb_is_no_unsupported_claim():
     result = check_answer("Compilation got quicker by 20-30% in version 7 [1].", [passage],
                           "By how much did compilation get quicker in version 7?", {})
     assert not result.declined and result.citations[0].supported
+
+
+def test_what_the_asker_saw_before_asking_is_no_figure_asked_about():
+    # "... and got 0 back. How should I ...?": the 0 is what happened, not what is asked (rmk07).
+    hit = _hit('What you really want is obtained by quoting: D(expression(x^2), "x") gives 2 * x.')
+    question = 'I called D(x^2, "x") and got 0 back. How should I hand the formula to D?'
+    assert not check_answer('Call D(expression(x^2), "x") [1].', [hit], question, {}).declined
+    # A figure of the asking sentence itself still has to be in the cited passage.
+    assert check_answer('Call D(expression(x^2), "x") [1].', [hit], "How do I differentiate it in version 7?", {}).declined
+
+
+def test_a_passage_is_about_the_site_or_publisher_its_document_belongs_to():
+    # A tutorial page that never writes "Python" is still a page of the Python documentation (pyk01).
+    hit = _hit("Annotations are stored in the __annotations__ attribute of the function as a dictionary.",
+               title="4. More Control Flow Tools")
+    question = "In which attribute does Python keep a function's annotations?"
+    answer = "Annotations are stored in the __annotations__ attribute [1]."
+    page = Document(source="doc.md", title=hit.title, text=hit.text, offsets=list(range(len(hit.text))),
+                    metadata={"site": "Python 3.11.2 documentation"})
+    assert not check_answer(answer, [hit], question, {"doc.md": page}, known=lambda name: True).declined
+    assert check_answer(answer, [hit], question, {}, known=lambda name: True).declined  # without it: about nothing named
+    # The site's name asks for nothing more, and stands for no other name the question gives (py29).
+    changed = _hit("Changed in version 3.11: Previously, this method only supported the format YYYY-MM-DD.", title="datetime")
+    quoted = "Changed in version 3.11: Previously, this method only supported the format YYYY-MM-DD [1]."
+    assert check_answer(quoted, [changed], "Which version of SciPy first supported Python 3.11?", {"doc.md": page},
+                        known=lambda name: True).declined
+    assert not check_answer(quoted, [changed], "What changed in Python 3.11 about this method?", {"doc.md": page},
+                            known=lambda name: True).declined
+
+
+def test_a_bare_answer_needs_a_passage_sentence_that_says_what_is_asked():
+    # "PEP 673 [1]" for which PEP brought f-strings, from "See PEP 673 for more details." (pyk19).
+    hit = _hit("See PEP 673 for more details. The new LiteralString annotation marks literal string types.")
+    question = "Which PEP introduced formatted string literals?"
+    assert check_answer("PEP 673 [1].", [hit], question, {}).declined
+    backed = _hit("PEP 498 introduced formatted string literals to the language.")
+    assert not check_answer("PEP 498 [1].", [backed], question, {}).declined
