@@ -29,7 +29,7 @@ from .lexical import tokenize
 from .markers import first_sentence, markers_only
 from .passages import MAX_PASSAGE_CHARS, passages_below, select_passages
 from .prompts import NOT_FOUND, REFUSAL, answer_messages, pointing_messages, rewrite_messages
-from .relevance import POINTING_BACK, other_language, unanswered_parts
+from .relevance import POINTING_BACK, other_language, rewrite_keeps_question, unanswered_parts
 from .opened_collection import Documents, open_for_queries
 from .retrieval import Retriever, search_parts, search_focus, validate_k, validate_question
 from .schema import Answer, Hit
@@ -171,7 +171,8 @@ class Bot:
         # that gives the question back as it was has not said what its pronouns stand for ("Why is
         # it efficient ...?" after "What sorting algorithm does Python use?", py22): both are searched.
         if not rewritten or len(rewritten) > 300 or NOT_FOUND in rewritten or tokenize(rewritten) == tokenize(question) \
-                or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))):
+                or not (set(tokenize(rewritten)) & set(tokenize(question + " " + previous_question))) \
+                or not rewrite_keeps_question(question, rewritten):
             rewritten = f"{previous_question} {question}"
         return rewritten
 

@@ -23,10 +23,10 @@ from .lexical import FILLER_STEMS, code_names, mentioned, names_in, spelled_numb
 from .lexical import words as lexical_words
 from .markers import MARKER, best_sentence, numbers_in, strip_markers  # noqa: F401 (strip_markers: for callers)
 from .moved_numbers import moved_number
-from .relevance import (answers_part, off_subject, qualifier_mismatch, question_parts, refers_back, role_missing,
-                        wrong_end_of_span)
+from .relevance import (answers_part, asked_sentence, off_subject, publication, qualifier_mismatch, question_parts, refers_back,
+                        role_missing, wrong_end_of_span)
 from .schema import Citation, Document, Hit
-from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key
+from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, says_what_is_asked
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
 
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
@@ -223,7 +223,12 @@ def _with_markers(sentence: CheckedSentence) -> str:
     return f"{body} {''.join(f'[{n}]' for n in sentence.cited)}{end}"
 
 
-def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, known: Callable[[str], bool] | None) -> None:
+# An answer of this many words at most is bare: a name, a number, a term.
+BARE_ANSWER_WORDS = 4
+
+
+def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, documents: Mapping[str, Document],
+                     known: Callable[[str], bool] | None) -> None:
     """Unsupport a backed sentence whose passages are about another subject than the question
     names, state the opposite end of what it asks (began for finished), or never name the role
     asked for ("Who is the editor ...?"): see relevance.py."""
@@ -240,6 +245,12 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             sentence.supported = False
             sentence.missing.append(f"the passage does not say '{wrong_end}'")
             return
+        # A bare answer ("PEP 673") is only as good as the passage sentence holding it: "See PEP 673
+        # for more details." says nothing of the f-strings asked about (pyk19, unanswerable).
+        if len(sentence.text.split()) <= BARE_ANSWER_WORDS and not says_what_is_asked(question, hit.text[start:end], hit.title):
+            sentence.supported = False
+            sentence.missing.append("the passage sentence holding it says nothing of what is asked")
+            return
         # Each part of a compound question asks its own role: "Who wrote the draft, and who are the
         # authors of ...?" is answered for the authors by a passage that never says "wrote".
         roles = [role_missing(part, hit.text, hit.title or "", hit.section or "") for part in question_parts(question)]
@@ -251,7 +262,9 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
         # passage that never names the other part's UTF-8 (pyf13). A part that refers back ("and
         # when did it open?") is about what the whole question names.
         parts = [question if refers_back(part) else part for part in question_parts(question)]
-        off = [off_subject(part, hit.text, hit.title, hit.section, known) for part in parts] if known else [[]]
+        document = documents.get(hit.source)
+        published_in = publication(document.metadata) if document else ""
+        off = [off_subject(part, hit.text, hit.title, hit.section, known, published_in) for part in parts] if known else [[]]
         names = off[0] if all(off) else []
         if names:
             sentence.supported = False
@@ -303,7 +316,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
             sentence.supported = False
             sentence.missing.append("it stops in the middle of what it says")
         if sentence.supported:
-            _check_relevance(sentence, hits, question, known)
+            _check_relevance(sentence, hits, question, documents, known)
     shown = [s for s in checked if s.supported]
     if shown and all(says_not_found(s.text) for s in shown):
         # What is left once the unbacked sentences are removed only says the passages lack the
@@ -315,11 +328,12 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     # In Python 3.11", whose passages need not repeat the version.
     cited_context = " ".join([cited_text, *(labels[n - 1] for s in shown for n in s.cited)])
     cited_numbers = numbers_in(cited_context) | spelled_numbers(cited_context)
-    if shown and all(numbers_in(strip_markers(part)) - cited_numbers for part in question_parts(question)):
+    if shown and all(numbers_in(strip_markers(asked_sentence(part))) - cited_numbers for part in question_parts(question)):
         # The question asks about a year or figure ("GDP in 2020") that no cited passage mentions:
         # whatever the model wrote, it is not an answer from these passages. Of a compound question
         # one part is enough ("What encoding ..., and which version ... in Python 3.11?" answered
-        # for the encoding); the other is the part check's to ask again for.
+        # for the encoding); the other is the part check's to ask again for. What the asker saw
+        # before asking ("... and got 0 back. How should I ...?") is no figure asked about (rmk07).
         return CheckedAnswer("", checked, [], [s.text for s in checked], declined=True)
     answer_text = expand_acronyms(" ".join(_with_markers(s) for s in shown), cited_text)
 

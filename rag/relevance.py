@@ -130,12 +130,27 @@ def role_missing(question: str, passage: str, title: str, section: str) -> str |
     return None if forms & where else f"who the {role} is"
 
 
-def off_subject(question: str, passage: str, title: str, section: str, known) -> list[str]:
+# What a document is part of: the site that published it ("Python 3.11.2 documentation") or its
+# publisher. Each of its passages is about that too, though few say so: "Where does Python keep a
+# function's annotations?" was declined from the tutorial's own answer, a page that never writes
+# "Python" (pyk01).
+PUBLICATION_FIELDS = ("site", "publisher")
+
+
+def publication(metadata: dict) -> str:
+    """The site or publisher a document's metadata names ("" when none), for the subject check."""
+    return " ".join(str(metadata.get(field) or "") for field in PUBLICATION_FIELDS).strip()
+
+
+def off_subject(question: str, passage: str, title: str, section: str, known, published_in: str = "") -> list[str]:
     """The names of the question that the passage, its section and its document's title all lack,
     when it lacks every one of them; empty when the passage is about something the question names
     (or the question names nothing the collection knows). `known(name)` says whether the
-    collection mentions a name at all: an unknown name is the unknown-name check's business."""
-    names = [n for n in sorted(names_in(question)) if known(n)]
+    collection mentions a name at all: an unknown name is the unknown-name check's business.
+    A name of what the document is part of (`published_in`, see `publication`) is taken as said
+    and asks for nothing more: "Which version of SciPy first supported Python 3.11?" still needs
+    a passage about SciPy (py29), "Where does Python keep ...?" none in particular."""
+    names = [n for n in sorted(names_in(question)) if known(n) and not mentioned(n, published_in.lower())]
     if not names:
         return []
     where = f"{title}\n{section}\n{passage}".lower()
@@ -169,10 +184,10 @@ QUESTION_START = rf"(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?{_WH}
 _SECOND_PART = re.compile(rf"(?:,\s*|\s+)and\s+(?={QUESTION_START})"
                           rf"|\?\s+(?=(?:(?:with|by|for|from|in|to|of|at|on)\s+)?{_WH}\b)", re.I)
 _WHEN = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on|since|until)\s+)?(?:when|what year|which year|what date|which years?)\b", re.I)
-_HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:how (?:many|much|long|old|tall|far|big|large|high|heavy)"
+_HOW_MANY = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:(?:roughly|approximately|about|around|exactly)\s+)?(?:how (?:many|much|long|old|tall|far|big|large|high|heavy)"
                        r"|(?:what|which) (?:share|percentage|proportion|fraction|portion|number|amount)\b)\b", re.I)
 _WHO = re.compile(r"^(?:(?:with|by|for|from|to|of)\s+)?(?:who|whom)\b"
-                  r"|^(?:which|what)\s+(?:\w+\s+)?(?:person|people|man|woman|king|queen|emperor|president|leader|author|writer|"
+                  r"|^(?:which|what)\s+(?:(?P<modifier>\w+)\s+)?(?:person|people|man|woman|king|queen|emperor|president|leader|author|writer|"
                   r"composer|scientist|explorer|conquistador|general|actor|actress|player|artist|architect|founder|ruler|pope|"
                   r"philosopher|poet|painter|inventor|director|mathematician|physicist|chemist)s?\b", re.I)
 # "..., and what is it called?", "What was the ship named?": a name asked for.
@@ -183,6 +198,8 @@ _NAME_ASKED = re.compile(r"^(?:(?:and|so)\s+)?(?:what|how)\s+(?:is|was|are|were)
 _THING_ASKED = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which|what)\s+(?P<words>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+"
                           r"(?:do|does|did|is|are|was|were|has|have|had|can|could|should|would|will|may|might|must)\b", re.I)
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
+# A capitalised word inside a sentence, then a number: "in Python 3.8", "see PEP 673".
+_NAMED_NUMBER = re.compile(r"(?<=[a-z,;] )[A-Z][\w+-]*\s+\d+(?:\.\d+)*\b")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
 _NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
                  "thirty", "forty", "fifty", "hundred", "thousand", "million", "billion", "half", "third", "quarter", "dozen",
@@ -210,6 +227,17 @@ def refers_back(part: str) -> bool:
     return _REFERS_BACK.search(part) is not None
 
 
+# Where one sentence of a question ends and the next begins.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!])\s+(?=[A-Z])")
+
+
+def asked_sentence(part: str) -> str:
+    """The sentence that asks, without the sentences before it that tell what the asker saw ("I
+    called D(x^2, "x") and got 0 back. How should I ...?"): its figures are not what is asked about."""
+    sentences = _SENTENCE_BREAK.split(part.strip())
+    return sentences[-1] if len(sentences) > 1 and "?" in sentences[-1] else part
+
+
 # A condition set before the question itself: "When opening a file for csv, what ...", "If two
 # programs talk over IPv4, which host ...".
 _LEADING_CLAUSE = re.compile(rf"^\s*(?:when|whenever|if|while|after|before|once)\b[^,?]*,\s*(?={QUESTION_START})", re.I)
@@ -218,6 +246,7 @@ _LEADING_CLAUSE = re.compile(rf"^\s*(?:when|whenever|if|while|after|before|once)
 def main_question(part: str) -> str:
     """The question without a condition set before it: "When opening a file for csv, what
     newline argument ...?" asks what, not when (pyf13)."""
+    part = asked_sentence(part)  # "When I save ... . How do I ...?" asks how, not when (rmk09)
     clause = _LEADING_CLAUSE.match(part)
     return part[clause.end():] if clause else part
 
@@ -264,11 +293,15 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
     if kind == "number":
         # A year is not a count: "It happened in 1770" does not say how many.
         def is_amount(w: str) -> bool:
+            if re.fullmatch(r"[\w]+-(?:most|least|\w+est)", w):
+                return False  # a rank: "the third-most produced polymer" says not how much is made (wkk09)
             return w not in asked and ((any(ch.isdigit() for ch in w) and not _YEAR.fullmatch(w))
                                        or any(piece.removesuffix("s") in _NUMBER_WORDS for piece in w.split("-"))  # "three-eighths"
                                        or w.endswith("fold"))  # "a hundredfold", "tenfold" are amounts too
-        # One amount may take several words ("30 million"): runs of them count once each.
-        flags = [is_amount(w) for w in words(answer)]
+        # One amount may take several words ("30 million"): runs of them count once each. A number
+        # that follows a name inside a sentence is that name's version or number ("a deprecation in
+        # Python 3.8", "PEP 673"), not an amount (pyf18 was answered "how many threads" with it).
+        flags = [is_amount(w) for w in words(_NAMED_NUMBER.sub(" ", answer))]
         amounts = sum(1 for i, flag in enumerate(flags) if flag and (i == 0 or not flags[i - 1]))
         return amounts >= needed
     if kind == "person":
@@ -277,13 +310,18 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # A run of capitalised words holding a name of the question is that same person
         # ("Sir Isaac Newton" when the question names Newton).
         ignored = names_in(question) | spelled_out(answer, asked)
+        # A name qualifying the role asked for ("Which Inca emperor ...?") is no person of the
+        # question: "Topa Inca Yupanqui" names the emperor (wkk04 was declined for it).
+        role = _WHO.match(main_question(part))
+        modifier = {role.group("modifier").lower()} if role and role.group("modifier") else set()
+        ignored -= modifier
         for run in re.finditer(r"[A-Z][\w'’.-]*(?:\s+(?:(?:van|von|de|da|del|der|di|du|la|le|bin|ibn|al)\s+)?[A-Z][\w'’.-]*)*", answer):
             text = run.group()
             if at_sentence_start(answer, run.start()) and len(answer.split()) > 3:
                 # A sentence's first word is capitalised anyway ("Widely regarded ..."); an answer
                 # of a few words ("Leibniz.") is the name itself.
                 text = text.partition(" ")[2]
-            run_names = names_in(f"The {text}") if text else set()
+            run_names = names_in(f"The {text}") - modifier if text else set()
             if run_names and not run_names & ignored:
                 return True
         return False
@@ -306,10 +344,21 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
 def mentions_own_names(part: str, question: str, answer: str) -> bool:
     """Whether `answer` mentions one of the names that `part` alone of the question's parts
     names ("..., and which RFC specifies JSON?": JSON); true when the part names nothing of its
-    own. An answer that never mentions it answered another part (py15, py16)."""
+    own. An answer that never mentions it answered another part (py15, py16). A function the
+    part writes as a call ("registered by autoload()?") is one of its names too: "isSeekable
+    reports if seek can change the position" answers the other part only (rmk12)."""
+    def named(text: str) -> set[str]:
+        return names_in(text) | {call.lower() for call in _CALL.findall(text)}
+
     parts = question_parts(question)
-    own = names_in(part) - {n for other in parts if other != part for n in names_in(other)}
-    return not own or any(mentioned(n, answer.lower()) for n in own)
+    own = named(part) - {n for other in parts if other != part for n in named(other)}
+    # A one- or two-letter name ("R") is in nearly any text as letters: only a whole word counts.
+    return not own or any(re.search(rf"\b{re.escape(n)}\b", answer.lower()) if len(n) < 3 else mentioned(n, answer.lower())
+                          for n in own)
+
+
+# A function written as a call, "autoload()": its name.
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\(\)")
 
 
 def unanswered_parts(question: str, answer: str) -> list[str]:
@@ -378,3 +427,12 @@ def subject_parts(question: str, passages_text: str) -> list[str]:
         left, right = question[start:token.start()].strip(), question[token.end():end].strip()
         return [f"{question[:start]}{left}{question[end:]}", f"{question[:start]}{right}{question[end:]}"]
     return []
+
+
+def rewrite_keeps_question(question: str, rewritten: str) -> bool:
+    """Whether a follow-up's rewrite still asks what it asked: a question still (not "Among
+    programmers of Python, it was popularized.", pyk15, an answer guessed in its place), naming
+    everything the follow-up named ("Which Octave command ...?" rewritten without "Octave", rmk15)."""
+    if question.rstrip().endswith("?") and not rewritten.rstrip().endswith("?"):
+        return False
+    return all(mentioned(name, rewritten.lower()) for name in names_in(question))

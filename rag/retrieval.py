@@ -17,8 +17,8 @@ from itertools import zip_longest
 from .chunking import searchable_text
 from .embedding import Embedder
 from .errors import InvalidInputError
-from .lexical import code_names, is_everyday_word, names_in, number_value, terms_in, tokenize, words
-from .relevance import QUESTION_START, off_subject, role_missing
+from .lexical import at_sentence_start, code_names, is_everyday_word, names_in, number_value, terms_in, tokenize, words
+from .relevance import QUESTION_START, off_subject, publication, role_missing
 from .schema import Hit
 from .settings import Settings
 
@@ -158,6 +158,7 @@ class Retriever:
         # a document's author is not about something the documents never mention.
         self._metadata_words = set(words(json.dumps(document_metadata, ensure_ascii=False)))
         self._metadata_text = " ".join(json.dumps(document_metadata, ensure_ascii=False).lower().split())
+        self._publications = {source: publication(meta) for source, meta in document_metadata.items()}
 
     def named_documents(self, question: str) -> set[str]:
         """Sources whose distinctive metadata words appear in the question."""
@@ -188,9 +189,12 @@ class Retriever:
         that thing, only things with some of its words."""
         unknown = []
         # "Toni Morrison's Beloved" names two things: split at a possessive.
-        for match in _NAME_RUN.finditer(re.sub(r"['’]s\b", " ,", question)):
+        split = re.sub(r"['’]s\b", " ,", question)
+        for match in _NAME_RUN.finditer(split):
             phrase = " ".join(match.group().split())
-            if match.start() == 0 or phrase.lower() in self._metadata_text:
+            # Any sentence's first word is capitalised: "... a similar spread. Which R function
+            # ...?" names R, not a "Which R" (rmk08 was declined for it).
+            if at_sentence_start(split, match.start()) or phrase.lower() in self._metadata_text:
                 continue
             if not any(_holds_phrase(text, phrase) for text in self._texts_sharing_words(phrase)):
                 unknown.append(phrase)
@@ -205,7 +209,8 @@ class Retriever:
         for name in code_names(question):
             if name.lower() in self._metadata_text:
                 continue
-            if not _holds_code_name(self._texts_sharing_words(name), name):
+            called = re.search(rf"(?<![\w.]){re.escape(name)}\(", question) is not None
+            if not _holds_code_name(self._texts_sharing_words(name), name, called):
                 unknown.append(name)
         return unknown
 
@@ -263,7 +268,7 @@ class Retriever:
         def fits(hit: Hit) -> bool:
             title, section = hit.title or "", hit.section or ""
             return not role_missing(question, hit.text, title, section) \
-                and not off_subject(question, hit.text, title, section, self.knows_word)
+                and not off_subject(question, hit.text, title, section, self.knows_word, self._publications.get(hit.source, ""))
         ordered = sorted(hits, key=lambda hit: not fits(hit))  # stable: fused order within each group
         return [replace(hit, rank=rank) for rank, hit in enumerate(ordered, start=1)]
 
@@ -305,14 +310,15 @@ class Retriever:
         return hits
 
 
-def _holds_code_name(texts: list[str], name: str) -> bool:
+def _holds_code_name(texts: list[str], name: str, called: bool = False) -> bool:
     """Whether a passage holds a name written as code: whole, or a dotted name in parts. Documents
     list a method under its class ("has_header(sample)" beside "csv.Sniffer()"), so
     "csv.Sniffer.has_header" is nowhere whole (pyj01 was declined with its answer ranked first).
-    In parts only when the last part is itself written as code ("has_header"): for "data.table"
-    every passage about tables of data holds both words."""
+    In parts only when the last part is itself written as code ("has_header"), or the question
+    `called` it ("csv.DictWriter.writerow()", pyk14: a method, not a word): for "data.table" every
+    passage about tables of data holds both words."""
     *parents, last = name.split(".")
-    in_parts = bool(parents) and code_names(last) == [last]
+    in_parts = bool(parents) and (called or code_names(last) == [last])
     return any(_holds_word(text, name)
                or (in_parts and _holds_word(text, last) and all(_holds_word(text, p) for p in parents))
                for text in texts)

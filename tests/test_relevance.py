@@ -240,3 +240,74 @@ def test_a_span_from_one_year_to_another_states_its_beginning():
     assert qualifier_mismatch("When did his term begin?", "His term ended in 1920.") == "begin"
     assert qualifier_mismatch("When did his term end?", "He served from March 1921 to February 1932.") is None
     assert qualifier_mismatch("When did his term end?", "He served from March 1921.") == "end"
+
+
+@pytest.mark.parametrize("part, kind", [
+    # The sentence that asks tells the kind, not a sentence before it that sets the scene (rmk09).
+    ("When I save a table, the header is one cell short. How do I make write.table pad it?", None),
+    ("I installed it last week. When was version 2 released?", "time"),
+])
+def test_the_kind_asked_is_told_by_the_sentence_that_asks(part, kind):
+    from rag.relevance import kind_asked
+
+    assert kind_asked(part) == kind
+
+
+def test_a_name_qualifying_the_role_asked_for_is_no_person_of_the_question():
+    from rag.relevance import answers_part
+
+    question = "Which Inca emperor conquered the kingdom of Chimor?"  # wkk04
+    assert answers_part(question, "Topa Inca Yupanqui [1].", question)
+    assert not answers_part(question, "The Inca conquered it [1].", question)
+    # A name the question gives the person still is: "Sir Isaac Newton" is no answer about Newton.
+    assert not answers_part("Which English king met Newton?", "Sir Isaac Newton met him.", "Which English king met Newton?")
+
+
+def test_a_function_a_part_calls_is_its_own_name():
+    from rag.relevance import question_parts, unanswered_parts
+
+    question = ("Which function tells me whether seek() can change the position on a connection, and in which "
+                "environment does R store what autoload() registers?")  # rmk12
+    first_only = "The function isSeekable reports if seek can change the position on the connection [1]."
+    assert unanswered_parts(question, first_only) == [question_parts(question)[1]]
+    assert unanswered_parts(question, first_only + " What autoload() registers is stored in .AutoloadEnv [2].") == []
+
+
+@pytest.mark.parametrize("rewritten, kept", [
+    ("Among programmers of Python, it was popularized.", False),  # an answer guessed, not a question (pyk15)
+    ("Which command must have been used to save the files?", False),  # "Octave" lost (rmk15)
+    ("Which Octave command must have been used to save the files Octave reads?", True),
+])
+def test_a_follow_ups_rewrite_still_asks_what_it_asked(rewritten, kept):
+    from rag.relevance import rewrite_keeps_question
+
+    assert rewrite_keeps_question("Which Octave command must have been used to save the files it can read?", rewritten) is kept
+
+
+def test_a_documents_publication_is_its_site_or_publisher():
+    from rag.relevance import publication
+
+    assert publication({"format": "html", "site": "Python 3.11.2 documentation"}) == "Python 3.11.2 documentation"
+    assert publication({"publisher": "24 News HD", "site": None}) == "24 News HD"
+    assert publication({"format": "pdf"}) == ""
+
+
+def test_a_rank_is_no_amount():
+    from rag.relevance import answers_part, kind_asked
+
+    question = "Roughly how much vinyl plastic gets manufactured worldwide annually?"  # wkk09
+    assert kind_asked(question) == "number"  # "roughly" before "how much"
+    assert not answers_part(question, "PVC is the world's third-most widely produced synthetic polymer.", question)
+    assert not answers_part(question, "It is the second-largest plastic by output.", question)
+    assert answers_part(question, "About 40 million tonnes are made each year.", question)
+    assert answers_part(question, "It accounts for over a third of all plastic made.", question)  # a fraction is one
+
+
+def test_a_number_following_a_name_is_its_version_not_an_amount():
+    from rag.relevance import answers_part
+
+    question = "How many worker threads does ThreadPoolExecutor create by default?"  # pyf18
+    assert not answers_part(question, "Passing other executors was deprecated in Python 3.8.", question)
+    assert not answers_part(question, "It is described in the proposal PEP 3148.", question)
+    assert answers_part(question, "Since Python 3.8 it creates 5 threads per processor.", question)
+    assert answers_part(question, "Over 300 species live there.", question)  # a sentence's first word is no name

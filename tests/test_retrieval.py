@@ -316,6 +316,8 @@ def test_each_part_of_a_compound_question_gets_its_best_passage(retriever):
     ("What does the Gwadar Port Authority say?", ["Gwadar Port Authority"]),
     ("What does Ayesha Khan's review say about aid?", []),  # possessive: two names, each known
     ("What does A Review of Aid to Pakistan say?", []),  # a document's title
+    # A later sentence's first word is capitalised too: "Which Gwadar" is no name (rmk08).
+    ("I read about the port. Which Gwadar investors are named?", []),
 ])
 def test_unknown_phrases_are_names_no_passage_holds(retriever, question, unknown):
     assert retriever.unknown_phrases(question) == unknown
@@ -341,6 +343,16 @@ def test_a_dotted_name_is_held_in_parts_when_its_last_part_is_code(name, text, h
     from rag.retrieval import _holds_code_name
 
     assert _holds_code_name([text], name) is held
+
+
+def test_a_dotted_name_the_question_calls_is_held_in_parts():
+    from rag.retrieval import _holds_code_name
+
+    # "csv.DictWriter.writerow()": a method, documented as "writerow(row)" beside "csv.DictWriter" (pyk14).
+    text = "class csv.DictWriter(f, fieldnames): the dictionary passed to the writerow() method"
+    assert _holds_code_name([text], "csv.DictWriter.writerow", called=True)
+    assert not _holds_code_name([text], "csv.DictWriter.writerow")
+    assert not _holds_code_name(["the writerow() method"], "csv.DictWriter.writerow", called=True)  # the class is not there
 
 
 @pytest.mark.parametrize("text, phrase, holds", [
