@@ -26,7 +26,7 @@ from .moved_numbers import moved_number
 from .relevance import (answers_part, asked_sentence, off_subject, publication, qualifier_mismatch, question_parts, refers_back,
                         role_missing, wrong_end_of_span)
 from .schema import Citation, Document, Hit
-from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, says_what_is_asked
+from .sentences import LEADER_DOTS, SECTION_NUMBER, label_key, says_what_is_asked, sentence_spans
 from .stand_ins import extract_best, extract_for_markers, marker_subjects, pointer_quote
 
 MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that its passages must contain
@@ -227,6 +227,18 @@ def _with_markers(sentence: CheckedSentence) -> str:
 BARE_ANSWER_WORDS = 4
 
 
+def _bare_answer_said(answer: str, hit: Hit, question: str) -> bool:
+    """Whether a passage sentence holding the bare answer's words says something of what is asked
+    (any of them: the title line "Arcturus" holds the name too, the sentence after it says "the
+    brightest star in the northern ...")."""
+    wanted = stems(answer)
+    holding = [hit.text[a:b] for a, b in sentence_spans(hit.text) if wanted <= stems(hit.text[a:b])]
+    if not holding:  # backed by the title ("Kafka" for "Kafkaesque") or in other words: the closest
+        start, end = best_sentence(hit.text, answer)
+        holding = [hit.text[start:end]]
+    return any(says_what_is_asked(question, sentence, hit.title) for sentence in holding)
+
+
 def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, documents: Mapping[str, Document],
                      known: Callable[[str], bool] | None) -> None:
     """Unsupport a backed sentence whose passages are about another subject than the question
@@ -247,7 +259,7 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             return
         # A bare answer ("PEP 673") is only as good as the passage sentence holding it: "See PEP 673
         # for more details." says nothing of the f-strings asked about (pyk19, unanswerable).
-        if len(sentence.text.split()) <= BARE_ANSWER_WORDS and not says_what_is_asked(question, hit.text[start:end], hit.title):
+        if len(sentence.text.split()) <= BARE_ANSWER_WORDS and not _bare_answer_said(sentence.text, hit, question):
             sentence.supported = False
             sentence.missing.append("the passage sentence holding it says nothing of what is asked")
             return
@@ -272,6 +284,19 @@ def _check_relevance(sentence: CheckedSentence, hits: list[Hit], question: str, 
             return
 
 
+def _said_once(sentences: list[tuple[str, list[int]]]) -> list[tuple[str, list[int]]]:
+    """The sentences without repeats: a small model can loop, writing one sentence again and again
+    (wkg15: "In 1728, Vitus Bering first systematically explored the Bering Sea [1]." five times)."""
+    seen: set[str] = set()
+    once = []
+    for sentence, cited in sentences:
+        key = " ".join(sentence.lower().split())
+        if key not in seen:
+            seen.add(key)
+            once.append((sentence, cited))
+    return once
+
+
 def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[str, Document],
                  known: Callable[[str], bool] | None = None) -> CheckedAnswer:
     """Parse, attribute and verify the generated `text` against the passages `hits` (numbered from
@@ -286,6 +311,7 @@ def check_answer(text: str, hits: list[Hit], question: str, documents: Mapping[s
     elif all(_adds_nothing(sentence, question) for sentence, _ in sentences):
         sentences = extract_best(hits, question)
     pointers = marker_subjects(text)
+    sentences = _said_once(sentences)
     checked: list[CheckedSentence] = []
     for sentence, cited in sentences:
         result = _attribute(sentence, cited, passages, question, labels)

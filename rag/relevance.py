@@ -198,6 +198,9 @@ _NAME_ASKED = re.compile(r"^(?:(?:and|so)\s+)?(?:what|how)\s+(?:is|was|are|were)
 _THING_ASKED = re.compile(r"^(?:(?:with|by|for|from|in|to|of|at|on)\s+)?(?:which|what)\s+(?P<words>(?:[\w'’-]+\s+){0,3}?[\w'’-]+)\s+"
                           r"(?:do|does|did|is|are|was|were|has|have|had|can|could|should|would|will|may|might|must)\b", re.I)
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
+# Things asked for by "which <noun>" that are named, never numbered.
+_NAMED_KINDS = {"country", "countries", "city", "cities", "town", "state", "nation", "nationality", "language", "languages",
+                "continent", "island", "river", "region", "province", "capital", "university", "company", "kingdom", "empire"}
 # A capitalised word inside a sentence, then a number: "in Python 3.8", "see PEP 673".
 _NAMED_NUMBER = re.compile(r"(?<=[a-z,;] )[A-Z][\w+-]*\s+\d+(?:\.\d+)*\b")
 _MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
@@ -335,9 +338,12 @@ def answers_part(part: str, answer: str, question: str, needed: int = 1) -> bool
         # function ..." names no module (pyh04).
         # A literal the answer quotes or writes as code names it too ('hard-coded to "qmark"' for
         # "What parameter style ...?", pyg02).
+        # A place or a people is named, never numbered: "In 1728, Bering explored the sea" does not
+        # say in which country he was born (wkg15).
+        named_kind = thing_asked(part) in _NAMED_KINDS
         return bool(stems(thing_asked(part)) & stems(answer)) or bool(names_in(answer) - names_in(question)) \
-            or any(any(ch.isdigit() for ch in w) for w in new_words) or bool(quoted(answer) - quoted(question)) \
-            or bool(set(code_names(answer)) - set(code_names(question)))
+            or (not named_kind and any(any(ch.isdigit() for ch in w) for w in new_words)) \
+            or bool(quoted(answer) - quoted(question)) or bool(set(code_names(answer)) - set(code_names(question)))
     return True
 
 

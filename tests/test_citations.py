@@ -676,3 +676,18 @@ def test_a_bare_answer_needs_a_passage_sentence_that_says_what_is_asked():
     assert check_answer("PEP 673 [1].", [hit], question, {}).declined
     backed = _hit("PEP 498 introduced formatted string literals to the language.")
     assert not check_answer("PEP 498 [1].", [backed], question, {}).declined
+
+
+def test_a_sentence_written_again_and_again_is_shown_once():
+    hit = _hit("In 1728, Vitus Bering first systematically explored the Bering Sea.")
+    looped = " ".join(["In 1728, Vitus Bering first systematically explored the Bering Sea [1]."] * 5)
+    checked = check_answer(looped, [hit], "In what year did Vitus Bering first explore the Bering Sea?", {})
+    assert checked.text.count("Vitus Bering") == 1 and len(checked.sentences) == 1
+
+
+def test_a_bare_answer_is_judged_by_any_passage_sentence_holding_it():
+    # The title line "Arcturus" holds the name as well; the sentence after it says what is asked (wkf08).
+    hit = _hit("Arcturus\n\nArcturus is a red giant star, the brightest star in the northern celestial hemisphere.",
+               title="Arcturus")
+    question = "Which star outshines all others in the sky north of the celestial equator?"
+    assert not check_answer("Arcturus [1].", [hit], question, {}).declined

@@ -311,3 +311,11 @@ def test_a_number_following_a_name_is_its_version_not_an_amount():
     assert not answers_part(question, "It is described in the proposal PEP 3148.", question)
     assert answers_part(question, "Since Python 3.8 it creates 5 threads per processor.", question)
     assert answers_part(question, "Over 300 species live there.", question)  # a sentence's first word is no name
+
+
+def test_a_place_is_named_not_numbered():
+    from rag.relevance import unanswered_parts
+
+    question = "In what year did Vitus Bering explore the Bering Sea? And in which country was he born?"  # wkg15
+    assert unanswered_parts(question, "In 1728, Vitus Bering explored the Bering Sea.") == ["in which country was he born?"]
+    assert unanswered_parts(question, "In 1728, Vitus Bering explored the Bering Sea. He was born in Denmark.") == []
