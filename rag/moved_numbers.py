@@ -39,7 +39,9 @@ def moved_number(sentence: str, passage: str, question: str) -> str | None:
     # another says more of the question's words: "The default limit is 4300 digits in string form."
     # after "Converting between int and str in bases other than 2, 4, 8 ... raises a ValueError if
     # the number of digits is above a limit" (py03).
-    if any(len(target & stems(given)) >= enough for given in giving):
+    # It must give all the answer's numbers: "began ... in 1524 and by 1572 ..." is not backed by the
+    # sentence giving only 1572 (wkh10).
+    if any(numbers <= numbers_in(given) and len(target & stems(given)) >= enough for given in giving):
         return None
     # Several sentences may share as many words with it (wk16: "The Aswan High Dam was built
     # between 1960 and 1970" and "Like the Aswan Low Dam, completed in 1902, the High Dam ..."):

@@ -530,6 +530,8 @@ def test_a_number_taken_from_another_statement_of_the_passage_is_caught():
     moved = check_answer("The Spanish began their conquest of the Inca Empire in 1524 [1].", [hit], question, {})
     assert moved.declined and "the passage gives 1524 for another statement" in moved.sentences[0].missing
     assert not check_answer("The Spanish began their conquest of the Inca Empire in 1532 [1].", [hit], question, {}).declined
+    both = "The Spanish began their conquest of the Inca Empire in 1524 and by 1572 the last Inca state was conquered [1]."
+    assert check_answer(both, [hit], question + " And by when was the last Inca state conquered?", {}).declined
     # Where no passage sentence says what the answer says, the number is not compared with anything:
     assert not check_answer("Aleixo Garcia reached it in 1524 [1].", [hit], "Who first reached the Inca Empire?", {}).declined
 
